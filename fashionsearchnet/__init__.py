@@ -1,0 +1,2 @@
+"""FashionSearchNet Edge."""
+__version__ = "0.1.0"
