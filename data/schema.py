@@ -8,7 +8,8 @@
 
 ``from``: the attributes whose AAMs are accumulated into the region map; ``attributes``: the attributes that
 can be asked per region (``--set sleeve:color=green``); ``subtract``: regions removed from this one
-(the paper removes collar and sleeve from the torso).
+(the paper removes collar and sleeve from the torso); ``primary``: true for the one region the image-level
+labels describe (the torso).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class Region:
     sources: tuple[str, ...]  # attributes whose AAMs make up the region
     attributes: tuple[str, ...]  # attributes askable for this region
     subtract: tuple[str, ...] = ()
+    primary: bool = False  # the region the image-level labels describe (the torso in a catalogue)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class Schema:
         raise SchemaError(f"unknown region {name!r}; valid regions: {valid}")
 
     @property
+    def primary_region(self) -> str | None:
+        return next((r.name for r in self.regions if r.primary), None)
+
+    @property
     def region_pairs(self) -> tuple[tuple[str, str], ...]:
         """(region, attribute) pairs with a region-specific representation, in a fixed order."""
         return tuple((r.name, a) for r in self.regions for a in r.attributes)
@@ -96,7 +102,8 @@ class Schema:
             "format": SCHEMA_FORMAT,
             "attributes": [{"name": a.name, "values": list(a.values)} for a in self.attributes],
             "regions": {
-                r.name: {"from": list(r.sources), "attributes": list(r.attributes), "subtract": list(r.subtract)}
+                r.name: {"from": list(r.sources), "attributes": list(r.attributes), "subtract": list(r.subtract),
+                         "primary": r.primary}
                 for r in self.regions
             },
         }
@@ -141,7 +148,9 @@ class Schema:
             for s in sub:
                 if s not in raw_regions or s == rname:
                     raise SchemaError(f"{source}: regions.{rname}.subtract names {s!r}, which is not another region")
-            regions.append(Region(rname, tuple(r["from"]), tuple(r["attributes"]), tuple(sub)))
+            regions.append(Region(rname, tuple(r["from"]), tuple(r["attributes"]), tuple(sub), bool(r.get("primary"))))
+        if sum(r.primary for r in regions) > 1:
+            raise SchemaError(f"{source}: more than one region has 'primary': true; mark only the one image labels describe")
         return cls(tuple(attrs), tuple(regions))
 
     def to_json(self) -> str:
