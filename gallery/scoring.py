@@ -1,0 +1,402 @@
+"""Search semantics (docs/design.md, "Search semantics"): requests, distances, exact top-k. numpy only.
+
+Shared by the PyTorch reference evaluation (``fsn eval`` on a run folder), the bundle evaluation and the
+gallery (exact search and re-ranking). Distances are accumulated in float64 so that the ranking does not
+depend on the order of float32 sums; ties are broken by the smaller row index.
+
+Methods:
+- ``fsn`` / ``no_aam``: global representations ``F(reps, a*)`` (eq. 7); manipulated attributes get their value's
+  prototype; no manipulation -> set 0; one attribute ``a`` -> set ``1+a``; several -> the mean of the squared
+  distances over their sets.
+- ``attribute``: concatenated class probabilities; each manipulated attribute's block becomes a one-hot.
+- ``fsn_region`` (section 4.4): weighted sum of squared distances over the attribute representations and the
+  region-specific representations; requested ones (prototype-substituted) weigh 1, every other one
+  ``region_weight``; a request on the primary region also substitutes the image-level attribute.
+Methods without region awareness treat ``region:attr=value`` as the image-level ``attr=value``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.errors import SchemaError, UsageError
+
+METHODS = ("fsn", "fsn_region", "no_aam", "attribute")
+_CHUNK = 16384  # gallery rows per distance block (bounds the float64 temporaries)
+
+
+# ---- requests -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """A manipulation: image-level ``set`` ((attr, value), ...) and region-level ((region, attr, value), ...)."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    region: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.set and not self.region
+
+    @classmethod
+    def parse(cls, sets: Sequence[str], schema: Schema) -> "Request":
+        """Parse ``["collar=round", "sleeve:color=red"]`` and validate every name against ``schema``."""
+        plain: list[tuple[str, str]] = []
+        region: list[tuple[str, str, str]] = []
+        for raw in sets or ():
+            text = str(raw).strip()
+            if "=" not in text:
+                raise UsageError(
+                    f"--set {raw!r}: expected attr=value or region:attr=value; valid attributes: {', '.join(schema.names)}"
+                )
+            key, value = (s.strip() for s in text.split("=", 1))
+            if ":" in key:
+                reg, attr = (s.strip() for s in key.split(":", 1))
+                region.append((reg, attr, value))
+            else:
+                plain.append((key, value))
+        req = cls(tuple(plain), tuple(region))
+        req.validate(schema)
+        return req
+
+    def validate(self, schema: Schema) -> None:
+        """Raise SchemaError/UsageError for unknown names or an attribute asked twice with different values."""
+        seen: dict[str, str] = {}
+        for attr, value in self.set:
+            schema.value_index(attr, value)  # SchemaError listing valid attributes / values
+            if attr in seen and seen[attr] != value:
+                raise UsageError(f"--set {attr}: asked twice ({seen[attr]!r} and {value!r}); give one value")
+            seen[attr] = value
+        seen_pairs: dict[tuple[str, str], str] = {}
+        for reg, attr, value in self.region:
+            schema.region_pair_index(reg, attr)  # SchemaError listing valid regions / attributes
+            schema.value_index(attr, value)
+            if (reg, attr) in seen_pairs and seen_pairs[(reg, attr)] != value:
+                raise UsageError(f"--set {reg}:{attr}: asked twice ({seen_pairs[(reg, attr)]!r} and {value!r}); give one value")
+            seen_pairs[(reg, attr)] = value
+
+    def to_strings(self) -> list[str]:
+        """The inverse of ``parse``."""
+        return [f"{a}={v}" for a, v in self.set] + [f"{r}:{a}={v}" for r, a, v in self.region]
+
+
+def image_level(request: Request, schema: Schema) -> dict[int, int]:
+    """{attribute index: value index} with region requests mapped to image level (non-region methods)."""
+    out: dict[int, int] = {}
+    for attr, value in list(request.set) + [(a, v) for _, a, v in request.region]:
+        a, v = schema.attr_index(attr), schema.value_index(attr, value)
+        if a in out and out[a] != v:
+            raise UsageError(
+                f"attribute {attr!r} is asked with two values ({schema.attributes[a].values[out[a]]!r} and {value!r}) "
+                "and this method has no region awareness; ask one value"
+            )
+        out[a] = v
+    return out
+
+
+# ---- parameters and features ----------------------------------------------------------------------
+@dataclass
+class SearchParams:
+    """What a search needs from a trained model: prototypes (C_a, D) per attribute, lam (A+1, A), W (A+1, A*D, G)."""
+
+    schema: Schema
+    prototypes: list[np.ndarray]
+    lam: np.ndarray
+    W: np.ndarray
+    region_weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        A = len(self.schema.attributes)
+        if len(self.prototypes) != A:
+            raise UsageError(f"SearchParams.prototypes: {len(self.prototypes)} arrays for {A} attributes; give one per attribute")
+        for a, (p, attr) in enumerate(zip(self.prototypes, self.schema.attributes)):
+            if p.ndim != 2 or p.shape[0] != len(attr.values):
+                raise UsageError(
+                    f"SearchParams.prototypes[{a}] ({attr.name}): shape {p.shape}, expected ({len(attr.values)}, D)"
+                )
+        self.lam = np.asarray(self.lam)
+        self.W = np.asarray(self.W)
+        D = self.prototypes[0].shape[1]
+        if self.lam.shape != (A + 1, A):
+            raise UsageError(f"SearchParams.lam: shape {self.lam.shape}, expected ({A + 1}, {A})")
+        if self.W.ndim != 3 or self.W.shape[:2] != (A + 1, A * D):
+            raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
+        if not 0.0 <= float(self.region_weight) <= 1.0:
+            raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes[0].shape[1])
+
+    @property
+    def global_dim(self) -> int:
+        return int(self.W.shape[2])
+
+
+@dataclass
+class FeatureTable:
+    """Per-image features: attr_reps (N, A, D), region_reps (N, P, D), probs (N, sum C_a), all float32."""
+
+    attr_reps: np.ndarray
+    region_reps: np.ndarray
+    probs: np.ndarray
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.attr_reps = np.ascontiguousarray(self.attr_reps, dtype=np.float32)
+        self.probs = np.ascontiguousarray(self.probs, dtype=np.float32)
+        n = self.attr_reps.shape[0]
+        if self.region_reps is None or np.size(self.region_reps) == 0:
+            self.region_reps = np.zeros((n, 0, self.attr_reps.shape[2]), np.float32)
+        self.region_reps = np.ascontiguousarray(self.region_reps, dtype=np.float32)
+        if self.attr_reps.ndim != 3 or self.region_reps.ndim != 3 or self.probs.ndim != 2:
+            raise UsageError(
+                f"FeatureTable: attr_reps {self.attr_reps.shape}, region_reps {self.region_reps.shape}, probs "
+                f"{self.probs.shape}; expected (N, A, D), (N, P, D), (N, sumC)"
+            )
+        if not (self.region_reps.shape[0] == self.probs.shape[0] == n):
+            raise UsageError(
+                f"FeatureTable: row counts differ (attr_reps {n}, region_reps {self.region_reps.shape[0]}, "
+                f"probs {self.probs.shape[0]}); give one row per image in each"
+            )
+
+    def __len__(self) -> int:
+        return int(self.attr_reps.shape[0])
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "FeatureTable":
+        rows = np.asarray(rows, dtype=np.int64)
+        return FeatureTable(self.attr_reps[rows], self.region_reps[rows], self.probs[rows])
+
+    @classmethod
+    def concat(cls, tables: Sequence["FeatureTable"]) -> "FeatureTable":
+        return cls(
+            np.concatenate([t.attr_reps for t in tables]),
+            np.concatenate([t.region_reps for t in tables]),
+            np.concatenate([t.probs for t in tables]),
+        )
+
+
+# ---- pure math ------------------------------------------------------------------------------------
+def global_features(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray, astar: int) -> np.ndarray:
+    """Eq. 7: ``F = (reps * lam[a*][:, None]).reshape(N, A*D) @ W[a*]`` -> (N, G) float32."""
+    n, A, D = attr_reps.shape
+    x = (attr_reps * lam[astar][None, :, None].astype(np.float32)).reshape(n, A * D)
+    return (x @ W[astar].astype(np.float32, copy=False)).astype(np.float32, copy=False)
+
+
+def sq_dist(q: np.ndarray, g: np.ndarray, g_sq: np.ndarray | None = None) -> np.ndarray:
+    """Squared L2 distances (Q, M) in float64 between rows of q (Q, d) and g (M, d)."""
+    q64 = q.astype(np.float64, copy=False)
+    g64 = g.astype(np.float64, copy=False)
+    gs = (g64 * g64).sum(1) if g_sq is None else g_sq
+    d = (q64 * q64).sum(1)[:, None] + gs[None, :] - 2.0 * (q64 @ g64.T)
+    return np.maximum(d, 0.0)
+
+
+def topk_rows(dist: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Best-first ``rows`` for each line of ``dist`` (Q, M); ties go to the smaller row index."""
+    Q, M = dist.shape
+    out = np.empty((Q, k), np.int64)
+    for i in range(Q):
+        d = dist[i]
+        if M > 4 * k:
+            kth = np.partition(d, k - 1)[k - 1]
+            cand = np.flatnonzero(d <= kth)
+        else:
+            cand = np.arange(M)
+        order = np.lexsort((rows[cand], d[cand]))[:k]
+        out[i] = rows[cand[order]]
+    return out
+
+
+def onehot_probs(probs: np.ndarray, schema: Schema, manip: dict[int, int]) -> np.ndarray:
+    """Copy of probs (Q, sumC) with each manipulated attribute's block replaced by a one-hot."""
+    out = np.array(probs, dtype=np.float32, copy=True)
+    offsets = np.concatenate([[0], np.cumsum(schema.num_classes)])
+    for a, v in manip.items():
+        out[:, offsets[a]:offsets[a + 1]] = 0.0
+        out[:, offsets[a] + v] = 1.0
+    return out
+
+
+def substitute(attr_reps: np.ndarray, prototypes: list[np.ndarray], manip: dict[int, int]) -> np.ndarray:
+    """Copy of attr_reps (Q, A, D) with attribute a replaced by prototypes[a][v] for each (a, v) in manip."""
+    out = np.array(attr_reps, dtype=np.float32, copy=True)
+    for a, v in manip.items():
+        out[:, a] = prototypes[a][v]
+    return out
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """fsn_region: substitutions and per-representation weights for one request."""
+
+    attr_subst: dict[int, int]
+    pair_subst: dict[int, int]
+    attr_w: np.ndarray  # (A,)
+    pair_w: np.ndarray  # (P,)
+
+
+def region_plan(request: Request, schema: Schema, region_weight: float) -> RegionPlan:
+    """Section 4.4 weighting: requested representations weigh 1 (prototype substituted), others ``region_weight``."""
+    A, P = len(schema.attributes), len(schema.region_pairs)
+    attr_w = np.full(A, region_weight, np.float64)
+    pair_w = np.full(P, region_weight, np.float64)
+    attr_subst: dict[int, int] = {}
+    pair_subst: dict[int, int] = {}
+    for attr, value in request.set:
+        a = schema.attr_index(attr)
+        attr_subst[a] = schema.value_index(attr, value)
+        attr_w[a] = 1.0
+    primary = schema.primary_region
+    for reg, attr, value in request.region:
+        p = schema.region_pair_index(reg, attr)
+        v = schema.value_index(attr, value)
+        pair_subst[p] = v
+        pair_w[p] = 1.0
+        if reg == primary:
+            a = schema.attr_index(attr)
+            if a in attr_subst and attr_subst[a] != v:
+                raise UsageError(
+                    f"attribute {attr!r} is asked as {schema.attributes[a].values[attr_subst[a]]!r} and as "
+                    f"{reg}:{attr}={value!r}; {reg!r} is the primary region (image-level {attr}); ask one value"
+                )
+            attr_subst[a] = v
+            attr_w[a] = 1.0
+    return RegionPlan(attr_subst, pair_subst, attr_w, pair_w)
+
+
+# ---- scoring one request ----------------------------------------------------------------------------
+def fsn_sets(manip: dict[int, int]) -> list[int]:
+    """Weight sets a request uses: [0] without manipulation, else [1+a for each manipulated a] (sorted)."""
+    return [0] if not manip else [1 + a for a in sorted(manip)]
+
+
+def score(
+    params: SearchParams,
+    query: FeatureTable,
+    request: Request,
+    gallery: FeatureTable,
+    method: str,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Distances (Q, M) in float64 from each query row (all under the same ``request``) to ``gallery`` rows.
+
+    ``query`` need not be part of ``gallery`` (an uploaded image's features); ``rows`` selects gallery rows
+    (default all). Smaller is better.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown search method {method!r}; valid: {', '.join(METHODS)}")
+    schema = params.schema
+    rows = np.arange(len(gallery), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    Q, M = len(query), len(rows)
+    out = np.zeros((Q, M), np.float64)
+    if M == 0 or Q == 0:
+        return out
+    if method == "fsn_region":
+        plan = region_plan(request, schema, params.region_weight)
+        qa = substitute(query.attr_reps, params.prototypes, plan.attr_subst)
+        qr = np.array(query.region_reps, dtype=np.float32, copy=True)
+        for p, v in plan.pair_subst.items():
+            a = schema.attr_index(schema.region_pairs[p][1])
+            qr[:, p] = params.prototypes[a][v]
+        # weighted squared L2 = plain squared L2 on sqrt(w)-scaled concatenations
+        sa = np.sqrt(plan.attr_w)[None, :, None]
+        sp = np.sqrt(plan.pair_w)[None, :, None]
+        qv = np.concatenate([(qa * sa).reshape(Q, -1), (qr * sp).reshape(Q, -1)], axis=1)
+        for s in range(0, M, _CHUNK):
+            r = rows[s:s + _CHUNK]
+            gv = np.concatenate(
+                [(gallery.attr_reps[r] * sa).reshape(len(r), -1), (gallery.region_reps[r] * sp).reshape(len(r), -1)],
+                axis=1,
+            )
+            out[:, s:s + len(r)] = sq_dist(qv, gv)
+        return out
+    manip = image_level(request, schema)
+    if method == "attribute":
+        qv = onehot_probs(query.probs, schema, manip)
+        for s in range(0, M, _CHUNK):
+            r = rows[s:s + _CHUNK]
+            out[:, s:s + len(r)] = sq_dist(qv, gallery.probs[r])
+        return out
+    # fsn / no_aam
+    qa = substitute(query.attr_reps, params.prototypes, manip)
+    sets = fsn_sets(manip)
+    for astar in sets:
+        qf = global_features(qa, params.lam, params.W, astar)
+        gf = gallery_global(params, gallery, astar)
+        gsq = gallery_global_sq(params, gallery, astar)
+        for s in range(0, M, _CHUNK):
+            r = rows[s:s + _CHUNK]
+            out[:, s:s + len(r)] += sq_dist(qf, gf[r], gsq[r])
+    out /= len(sets)
+    return out
+
+
+def gallery_global(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
+    """F(table, a*) for every row, computed once per (table, params, a*) and cached on the table."""
+    key = ("F", astar)
+    hit = table._cache.get(key)
+    if hit is None or hit[0] is not params:
+        hit = (params, global_features(table.attr_reps, params.lam, params.W, astar))
+        table._cache[key] = hit
+    return hit[1]
+
+
+def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
+    key = ("F2", astar)
+    hit = table._cache.get(key)
+    if hit is None or hit[0] is not params:
+        f = gallery_global(params, table, astar).astype(np.float64)
+        hit = (params, (f * f).sum(1))
+        table._cache[key] = hit
+    return hit[1]
+
+
+def check_k(k: int, available: int, what: str = "gallery") -> int:
+    """Validate k against the number of searchable items."""
+    if isinstance(k, bool) or int(k) != k or int(k) <= 0:
+        raise UsageError(f"k = {k!r}: must be a positive integer")
+    if available == 0:
+        raise UsageError(f"the {what} is empty; index or add items before searching")
+    if int(k) > available:
+        raise UsageError(f"k = {k} is larger than the {what} ({available} items); ask for at most {available}")
+    return int(k)
+
+
+# ---- the Searcher -----------------------------------------------------------------------------------
+class ExactSearcher:
+    """Exact search over a FeatureTable with one method (the evaluation Searcher and the ANN recall reference)."""
+
+    def __init__(self, params: SearchParams, features: FeatureTable, method: str = "fsn"):
+        if method not in METHODS:
+            raise UsageError(f"unknown search method {method!r}; valid: {', '.join(METHODS)}")
+        if method == "fsn_region" and features.region_reps.shape[1] != len(params.schema.region_pairs):
+            raise UsageError(
+                f"method fsn_region needs region_reps with {len(params.schema.region_pairs)} pairs, the table has "
+                f"{features.region_reps.shape[1]}; extract region representations or use method fsn"
+            )
+        self.params, self.features, self.method = params, features, method
+
+    def search(
+        self, query_rows: Sequence[int], requests: Sequence[Request], gallery_rows: Sequence[int], k: int
+    ) -> np.ndarray:
+        """(Q, k) int64 table rows, best first. The query row is not excluded from ``gallery_rows``."""
+        query_rows = np.asarray(query_rows, dtype=np.int64)
+        gallery_rows = np.asarray(gallery_rows, dtype=np.int64)
+        if len(requests) != len(query_rows):
+            raise UsageError(f"{len(query_rows)} query rows but {len(requests)} requests; give one request per query")
+        k = check_k(k, len(gallery_rows))
+        out = np.empty((len(query_rows), k), np.int64)
+        groups: dict[Request, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r, []).append(i)
+        for req, idx in groups.items():
+            idx_arr = np.asarray(idx)
+            for s in range(0, len(idx_arr), 256):
+                part = idx_arr[s:s + 256]
+                d = score(self.params, self.features.take(query_rows[part]), req, self.features, self.method, gallery_rows)
+                out[part] = topk_rows(d, gallery_rows, k)
+        return out

@@ -1,0 +1,96 @@
+"""Shared helpers for the gallery / scoring tests: a small schema and random or planted feature tables."""
+from __future__ import annotations
+
+import numpy as np
+
+from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.gallery.scoring import FeatureTable, SearchParams
+
+SCHEMA_DICT = {
+    "attributes": [
+        {"name": "category", "values": ["dress", "top", "skirt"]},
+        {"name": "collar", "values": ["round", "v", "hood"]},
+        {"name": "sleeve", "values": ["short", "long"]},
+        {"name": "color", "values": ["red", "blue", "green", "white"]},
+        {"name": "pattern", "values": ["plain", "striped"]},
+    ],
+    "regions": {
+        "collar": {"from": ["collar"], "attributes": ["color"]},
+        "sleeve": {"from": ["sleeve"], "attributes": ["color", "pattern"]},
+        "torso": {"from": ["category", "color", "pattern"], "attributes": ["color", "pattern"],
+                  "subtract": ["collar", "sleeve"], "primary": True},
+    },
+}
+
+
+def schema() -> Schema:
+    return Schema.from_dict(SCHEMA_DICT)
+
+
+def random_params(sch: Schema, D: int = 4, G: int = 6, seed: int = 0, region_weight: float = 0.3) -> SearchParams:
+    rng = np.random.default_rng(seed)
+    A = len(sch.attributes)
+    protos = [rng.normal(size=(len(a.values), D)).astype(np.float32) for a in sch.attributes]
+    lam = rng.uniform(0.5, 1.5, size=(A + 1, A)).astype(np.float32)
+    W = rng.normal(size=(A + 1, A * D, G)).astype(np.float32) / np.sqrt(A * D)
+    return SearchParams(sch, protos, lam, W, region_weight)
+
+
+def random_table(sch: Schema, n: int, D: int = 4, seed: int = 1) -> FeatureTable:
+    rng = np.random.default_rng(seed)
+    A, P, C = len(sch.attributes), len(sch.region_pairs), sum(sch.num_classes)
+    probs = rng.uniform(size=(n, C)).astype(np.float32)
+    return FeatureTable(
+        rng.normal(size=(n, A, D)).astype(np.float32), rng.normal(size=(n, P, D)).astype(np.float32), probs
+    )
+
+
+def reference_distance(params: SearchParams, q: dict, g: dict, manip: dict, method: str, region=None) -> float:
+    """Slow per-pair reference written from docs/design.md (loops, no shared code with scoring.py)."""
+    sch = params.schema
+    A = len(sch.attributes)
+    if method == "attribute":
+        qv = q["probs"].astype(np.float64).copy()
+        off = 0
+        for a, attr in enumerate(sch.attributes):
+            c = len(attr.values)
+            if a in manip:
+                qv[off:off + c] = 0
+                qv[off + manip[a]] = 1
+            off += c
+        return float(((qv - g["probs"]) ** 2).sum())
+    if method == "fsn_region":
+        w = params.region_weight
+        qa = q["attr"].astype(np.float64).copy()
+        qr = q["region"].astype(np.float64).copy()
+        aw = [w] * A
+        pw = [w] * len(sch.region_pairs)
+        for a, v in manip.items():
+            qa[a] = params.prototypes[a][v]
+            aw[a] = 1.0
+        for reg, attr, value in region or ():
+            p = sch.region_pairs.index((reg, attr))
+            a = sch.names.index(attr)
+            v = sch.attributes[a].values.index(value)
+            qr[p] = params.prototypes[a][v]
+            pw[p] = 1.0
+            if reg == sch.primary_region:
+                qa[a] = params.prototypes[a][v]
+                aw[a] = 1.0
+        d = sum(aw[a] * ((qa[a] - g["attr"][a]) ** 2).sum() for a in range(A))
+        d += sum(pw[p] * ((qr[p] - g["region"][p]) ** 2).sum() for p in range(len(pw)))
+        return float(d)
+    qa = q["attr"].astype(np.float64).copy()
+    for a, v in manip.items():
+        qa[a] = params.prototypes[a][v]
+    sets = [0] if not manip else [1 + a for a in manip]
+    total = 0.0
+    for s in sets:
+        fq = np.concatenate([qa[a] * params.lam[s, a] for a in range(A)]) @ params.W[s].astype(np.float64)
+        fg = np.concatenate([g["attr"][a] * params.lam[s, a] for a in range(A)]) @ params.W[s].astype(np.float64)
+        total += ((fq - fg) ** 2).sum()
+    return total / len(sets)
+
+
+def row(table: FeatureTable, i: int) -> dict:
+    return {"attr": table.attr_reps[i], "region": table.region_reps[i], "probs": table.probs[i]}
