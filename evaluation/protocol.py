@@ -1,0 +1,259 @@
+"""The search protocols every method is measured with (torch-free, one module).
+
+A method is a :class:`Searcher`: given query rows, one request per query and the gallery rows, it returns the
+dataset rows of its top ``k`` results. The protocols build the (query, request, target) triples from the labels:
+
+- ``query``: plain search; hit = a result with all of the query's known attributes.
+- ``manipulation``: for every query, every attribute the query has a label for and every other value of it that
+  occurs in the gallery: hit = a result whose labels equal the query's with that attribute changed.
+- ``region``: with region truth columns (``sleeve:color``...), change one region's attribute; hit = a result
+  that matches the query's image-level labels and region truth after the change (a change of the primary
+  region, the torso, also changes the image-level attribute it describes).
+- ``item``: where item_id exists, for every gallery variant of the query's item with other labels, ask for
+  those labels; hit = that same item in the requested variant (recall@K).
+- ``adde``: the protocol of later papers (ADDE-M): gallery = gallery and query images together, the query image
+  stays in the gallery, hit = a result whose label vector equals the target; Top-K and NDCG@K.
+
+Matching rule (all protocols): only attributes the target knows are compared, and a result must know them too
+(an unknown label never matches). Choice: a (query, request) pair whose target no gallery item satisfies is
+left out (it cannot be hit by any method); ``n`` counts the pairs kept. Accuracies are percentages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.errors import UsageError
+from fashionsearchnet.gallery.scoring import Request  # one request type for every searcher
+
+KS = (1, 5, 10, 20, 30, 50)
+PROTOCOLS = ("query", "manipulation", "region", "item", "adde")
+
+
+class Searcher(Protocol):
+    def search(self, query_rows: np.ndarray, requests: Sequence[Request], gallery_rows: np.ndarray,
+               k: int) -> np.ndarray:
+        """(Q, k) dataset rows, best first."""
+
+
+@dataclass
+class Task:
+    """One protocol's list of queries: row, request and the target labels a hit must have."""
+
+    name: str
+    query_rows: np.ndarray  # (Q,)
+    requests: list[Request]
+    targets: np.ndarray  # (Q, A) image-level target, -1 = not compared
+    region_targets: np.ndarray  # (Q, C) over region_columns, -1 = not compared
+    region_columns: tuple[str, ...]
+    gallery_rows: np.ndarray
+    item_targets: list[str | None] | None = None  # item protocol: the item id a hit must have
+
+
+def _match(dataset: Dataset, rows: np.ndarray, targets: np.ndarray, region_targets: np.ndarray,
+           region_columns: Sequence[str], item_targets: Sequence[str | None] | None = None) -> np.ndarray:
+    """Boolean (Q, K): does result ``rows[q, j]`` satisfy query q's target (strict unknown rule)."""
+    lab = dataset.labels[rows]  # (Q, K, A)
+    t = targets[:, None, :]
+    ok = np.where(t >= 0, lab == t, True).all(-1)
+    for c, col in enumerate(region_columns):
+        rl = dataset.region_labels[col][rows]
+        tc = region_targets[:, None, c]
+        ok &= np.where(tc >= 0, rl == tc, True)
+    if item_targets is not None:
+        ids = np.asarray([x if x is not None else "" for x in dataset.item_ids], dtype=object)
+        want = np.asarray([x if x is not None else "\0" for x in item_targets], dtype=object)
+        ok &= ids[rows] == want[:, None]
+    return ok
+
+
+def _satisfiable(dataset: Dataset, gallery_rows: np.ndarray, targets: np.ndarray, region_targets: np.ndarray,
+                 region_columns: Sequence[str]) -> np.ndarray:
+    """(Q,) whether any gallery row satisfies each target."""
+    out = np.zeros(len(targets), bool)
+    for s in range(0, len(targets), 256):
+        sl = slice(s, s + 256)
+        rows = np.broadcast_to(gallery_rows[None, :], (len(targets[sl]), len(gallery_rows)))
+        out[sl] = _match(dataset, rows, targets[sl], region_targets[sl], region_columns).any(1)
+    return out
+
+
+def _sample_queries(dataset: Dataset, max_queries: int | None, seed: int) -> np.ndarray:
+    q = dataset.indices("query")
+    if max_queries is not None and len(q) > max_queries:
+        q = np.sort(np.random.default_rng([seed, 11]).choice(q, max_queries, replace=False))
+    return q
+
+
+def _region_columns(dataset: Dataset) -> tuple[str, ...]:
+    return tuple(sorted(dataset.region_labels))
+
+
+def _empty_region_targets(n: int, cols: Sequence[str]) -> np.ndarray:
+    return np.full((n, len(cols)), -1, np.int32)
+
+
+def _manipulation_pairs(dataset: Dataset, queries: np.ndarray, gallery: np.ndarray):
+    """Every (query, attribute, value) with a known query label and another value present in the gallery."""
+    schema = dataset.schema
+    present = [set(np.unique(dataset.labels[gallery, a])) - {-1} for a in range(len(schema.attributes))]
+    qs, reqs, targets = [], [], []
+    for q in queries:
+        for a, attr in enumerate(schema.attributes):
+            cur = dataset.labels[q, a]
+            if cur < 0:
+                continue
+            for v in sorted(present[a]):
+                if v == cur:
+                    continue
+                t = dataset.labels[q].copy()
+                t[a] = v
+                qs.append(q)
+                reqs.append(Request(set=((attr.name, attr.values[v]),)))
+                targets.append(t)
+    return qs, reqs, targets
+
+
+def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
+    """The (query, request, target) list of one protocol, deterministic for a seed."""
+    schema = dataset.schema
+    gallery = dataset.indices("gallery")
+    queries = _sample_queries(dataset, max_queries, seed)
+    if len(gallery) == 0 or len(queries) == 0:
+        raise UsageError("evaluation needs rows with split 'gallery' and 'query' in attributes.csv; add a split column")
+    cols = _region_columns(dataset)
+    if protocol == "query":
+        targets = dataset.labels[queries].copy()
+        task = Task(protocol, queries, [Request()] * len(queries), targets,
+                    _empty_region_targets(len(queries), cols), cols, gallery)
+    elif protocol in ("manipulation", "adde"):
+        g = np.union1d(gallery, queries) if protocol == "adde" else gallery
+        qs, reqs, targets = _manipulation_pairs(dataset, queries, g)
+        t = np.asarray(targets, np.int32).reshape(-1, len(schema.attributes))
+        task = Task(protocol, np.asarray(qs, np.int64), reqs, t, _empty_region_targets(len(qs), cols), cols, g)
+    elif protocol == "region":
+        qs, reqs, targets, rtargets = [], [], [], []
+        primary = schema.primary_region
+        for q in queries:
+            for region, attr in schema.region_pairs:
+                col = f"{region}:{attr}"
+                if col not in dataset.region_labels:
+                    continue
+                cur = dataset.region_labels[col][q]
+                if cur < 0:
+                    continue
+                a = schema.attr_index(attr)
+                for v in range(len(schema.attributes[a].values)):
+                    if v == cur:
+                        continue
+                    t = dataset.labels[q].copy()
+                    if region == primary:
+                        t[a] = v
+                    rt = np.asarray([dataset.region_labels[c][q] for c in cols], np.int32)
+                    rt[cols.index(col)] = v
+                    qs.append(q)
+                    reqs.append(Request(region=((region, attr, schema.attributes[a].values[v]),)))
+                    targets.append(t)
+                    rtargets.append(rt)
+        t = np.asarray(targets, np.int32).reshape(-1, len(schema.attributes))
+        rt = np.asarray(rtargets, np.int32).reshape(-1, len(cols))
+        task = Task(protocol, np.asarray(qs, np.int64), reqs, t, rt, cols, gallery)
+    elif protocol == "item":
+        by_item: dict[str, list[int]] = {}
+        for r in gallery:
+            if dataset.item_ids[r] is not None:
+                by_item.setdefault(dataset.item_ids[r], []).append(int(r))
+        qs, reqs, targets, items = [], [], [], []
+        seen: set[tuple] = set()
+        for q in queries:
+            iid = dataset.item_ids[q]
+            for r in by_item.get(iid, []) if iid is not None else []:
+                ql, rl = dataset.labels[q], dataset.labels[r]
+                diff = [(schema.attributes[a].name, schema.attributes[a].values[rl[a]])
+                        for a in range(len(ql)) if ql[a] >= 0 and rl[a] >= 0 and ql[a] != rl[a]]
+                key = (int(q), tuple(diff))
+                if not diff or key in seen:
+                    continue
+                seen.add(key)
+                qs.append(q)
+                reqs.append(Request(set=tuple(diff)))
+                targets.append(rl.copy())
+                items.append(iid)
+        t = np.asarray(targets, np.int32).reshape(-1, len(schema.attributes))
+        task = Task(protocol, np.asarray(qs, np.int64), reqs, t, _empty_region_targets(len(qs), cols), cols,
+                    gallery, item_targets=items)
+        return task  # the variant itself is in the gallery, so every pair is satisfiable
+    else:
+        raise UsageError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    keep = _satisfiable(dataset, task.gallery_rows, task.targets, task.region_targets, cols)
+    return Task(task.name, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k],
+                task.targets[keep], task.region_targets[keep], cols, task.gallery_rows)
+
+
+def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Top-K (and NDCG@K for adde) in percent from a (Q, >=max(ks)) result matrix."""
+    n = len(task.query_rows)
+    out: dict[str, float] = {}
+    if n == 0:
+        out.update({f"top{k}": float("nan") for k in ks})
+        out["n"] = 0
+        return out
+    kmax = max(ks)
+    if results.shape != (n, kmax) and not (results.shape[0] == n and results.shape[1] >= min(kmax, len(task.gallery_rows))):
+        raise UsageError(f"searcher returned shape {results.shape}, expected ({n}, {kmax})")
+    hits = _match(dataset, results[:, :kmax], task.targets, task.region_targets, task.region_columns,
+                  task.item_targets)
+    for k in ks:
+        out[f"top{k}"] = round(100.0 * float(hits[:, :k].any(1).mean()), 3)
+    if task.name == "adde":
+        rows = np.broadcast_to(task.gallery_rows[None, :], (1, len(task.gallery_rows)))
+        n_rel = np.array([_match(dataset, rows, task.targets[i:i + 1], task.region_targets[i:i + 1],
+                                 task.region_columns).sum() for i in range(n)])
+        disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+        for k in ks:
+            dcg = (hits[:, :k] * disc[:k]).sum(1)
+            idcg = np.array([disc[: min(k, r)].sum() for r in n_rel])
+            out[f"ndcg{k}"] = round(100.0 * float(np.mean(dcg / idcg)), 3)
+    out["n"] = n
+    return out
+
+
+def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Sequence[str] = PROTOCOLS,
+             seed: int = 0, max_queries: int | None = None, ks: Sequence[int] = KS) -> dict[str, dict[str, dict]]:
+    """Run every protocol for every method: ``{"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}``.
+
+    Protocols the data cannot support (``region`` without region columns, ``item`` without item ids) are left out.
+    """
+    result: dict[str, dict[str, dict]] = {}
+    for proto in protocols:
+        if proto == "region" and not dataset.region_labels:
+            continue
+        if proto == "item" and all(i is None for i in dataset.item_ids):
+            continue
+        task = build_task(dataset, proto, seed=seed, max_queries=max_queries)
+        result[proto] = {}
+        for name, searcher in searchers.items():
+            k = min(max(ks), len(task.gallery_rows))
+            if len(task.query_rows):
+                res = np.asarray(searcher.search(task.query_rows, task.requests, task.gallery_rows, k), np.int64)
+            else:
+                res = np.zeros((0, k), np.int64)
+            if k < max(ks):  # tiny galleries: pad with the last result so Top-K stays defined
+                res = np.concatenate([res, np.repeat(res[:, -1:], max(ks) - k, 1)], 1) if len(res) else \
+                    np.zeros((0, max(ks)), np.int64)
+            result[proto][name] = score(dataset, task, res, ks)
+    return result
+
+
+def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 10, 30, 50)) -> str:
+    """A results table: one row per (protocol, method)."""
+    head = "| protocol | method | " + " | ".join(f"top{k}" for k in ks) + " | n |"
+    lines = [head, "|" + "---|" * (len(ks) + 3)]
+    for proto, methods in result.items():
+        for m, r in methods.items():
+            vals = " | ".join(f"{r.get(f'top{k}', float('nan')):.1f}" for k in ks)
+            lines.append(f"| {proto} | {m} | {vals} | {r.get('n', 0)} |")
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""Evaluation protocols on hand-made tiny galleries whose right answers are worked out by hand."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.data.schema import Attribute, Region, Schema
+from fashionsearchnet.evaluation.protocol import build_task, evaluate, markdown_table
+
+SCHEMA = Schema(
+    (Attribute("color", ("r", "g", "b")), Attribute("shape", ("s", "l"))),
+    (Region("sleeve", ("shape",), ("color",)), Region("torso", ("color",), ("color",), ("sleeve",), True)),
+)
+R, G, B, S, L, U = 0, 1, 2, 0, 1, -1
+
+
+def make(rows: list[tuple], region: dict[str, list[int]] | None = None, items=None) -> Dataset:
+    """rows: (split, color, shape)."""
+    n = len(rows)
+    return Dataset(
+        root=Path("/nonexistent"), schema=SCHEMA, images=[Path(f"/nonexistent/{i}.jpg") for i in range(n)],
+        splits=np.array([r[0] for r in rows]), item_ids=items or [None] * n,
+        labels=np.array([[r[1], r[2]] for r in rows], np.int32),
+        region_labels={k: np.array(v, np.int32) for k, v in (region or {}).items()},
+    )
+
+
+class FixedOrder:
+    """A searcher that ranks the gallery by a fixed preference list, per request if given."""
+
+    def __init__(self, order, by_request=None):
+        self.order, self.by_request = list(order), by_request or {}
+        self.calls = []
+
+    def search(self, query_rows, requests, gallery_rows, k):
+        self.calls.append((list(query_rows), list(requests), list(gallery_rows)))
+        out = []
+        for q, req in zip(query_rows, requests):
+            pref = self.by_request.get((int(q), req), self.order)
+            ranked = [r for r in pref if r in set(gallery_rows)] + [r for r in gallery_rows if r not in pref]
+            out.append(ranked[:k])
+        return np.array(out, np.int64)
+
+
+def test_query_protocol_hits_and_unknown_result_labels():
+    # gallery: 0 (r,s) 1 (g,s) 2 (r,l) 3 (r,?)  query: 4 (r,s)
+    ds = make([("gallery", R, S), ("gallery", G, S), ("gallery", R, L), ("gallery", R, U), ("query", R, S)])
+    res = evaluate(ds, {"m": FixedOrder([1, 2, 3, 0])}, protocols=["query"], ks=(1, 3, 4))
+    # row 3 knows no shape, so it does not have the query's shape: first hit is row 0 at rank 4
+    assert res["query"]["m"] == {"top1": 0.0, "top3": 0.0, "top4": 100.0, "n": 1}
+
+
+def test_manipulation_protocol_targets_and_skips():
+    # gallery colours {r, g}: 'b' is absent from the gallery, so no color=b request; shape l exists
+    ds = make([("gallery", R, S), ("gallery", G, S), ("gallery", R, L), ("query", R, S), ("query", G, U)])
+    task = build_task(ds, "manipulation")
+    got = {(int(q), r.set) for q, r in zip(task.query_rows, task.requests)}
+    # query 3 (r,s): color->g, shape->l ; query 4 (g,?): color->r only (its shape is unknown)
+    assert got == {(3, (("color", "g"),)), (3, (("shape", "l"),)), (4, (("color", "r"),))}
+    order = {(3, task.requests[0]): [1, 0, 2]}  # color->g: row 1 first -> hit at 1
+    s = FixedOrder([0, 1, 2], by_request=order)
+    res = evaluate(ds, {"m": s}, protocols=["manipulation"], ks=(1, 2))["manipulation"]["m"]
+    # q3 color->g: [1,..] hit@1.  q3 shape->l: order [0,1,2]: row 2 is (r,l): hit@3 only.
+    # q4 color->r (shape not compared): [0,..] row 0 is (r,s): hit@1.
+    assert res["n"] == 3
+    assert res["top1"] == pytest.approx(100 * 2 / 3, abs=1e-2)
+    assert res["top2"] == pytest.approx(100 * 2 / 3, abs=1e-2)
+
+
+def test_unsatisfiable_targets_are_left_out():
+    # the only (g, l) would be the target of query (r,l)->g, but no gallery item is (g,l)
+    ds = make([("gallery", G, S), ("gallery", R, S), ("query", R, L)])
+    task = build_task(ds, "manipulation")
+    assert [r.set for r in task.requests] == [(("shape", "s"),)]
+
+
+def test_region_protocol_keeps_other_regions_and_primary_changes_image_label():
+    # query 0: torso r, sleeve r.   gallery: 1 torso r sleeve g (the answer to sleeve->g)
+    # 2 torso g sleeve g (the answer to torso->g: image colour changes with the primary region)
+    # 3 torso g sleeve r
+    rows = [("query", R, S), ("gallery", R, S), ("gallery", G, S), ("gallery", G, S)]
+    region = {"sleeve:color": [R, G, G, R], "torso:color": [R, R, G, G]}
+    ds = make(rows, region)
+    task = build_task(ds, "region")
+    reqs = [r.region for r in task.requests]
+    assert reqs == [(("sleeve", "color", "g"),), (("torso", "color", "g"),)]
+    # torso->g target: image colour g, torso g, sleeve stays r -> only row 3
+    i = reqs.index((("torso", "color", "g"),))
+    assert task.targets[i].tolist() == [G, S]
+    s = FixedOrder([2, 3, 1])
+    res = evaluate(ds, {"m": s}, protocols=["region"], ks=(1, 2, 3))["region"]["m"]
+    # sleeve->g wants row 1 (rank 3); torso->g wants row 3 (rank 2)
+    assert (res["top1"], res["top2"], res["top3"], res["n"]) == (0.0, 50.0, 100.0, 2)
+
+
+def test_item_protocol_needs_the_same_item():
+    rows = [("query", R, S), ("gallery", G, S), ("gallery", G, S), ("gallery", R, S)]
+    ds = make(rows, items=["X", "Y", "X", "X"])
+    task = build_task(ds, "item")
+    assert [r.set for r in task.requests] == [(("color", "g"),)]  # row 3 has the same labels: no request
+    res = evaluate(ds, {"m": FixedOrder([1, 2, 3])}, protocols=["item"], ks=(1, 2))["item"]["m"]
+    assert (res["top1"], res["top2"]) == (0.0, 100.0)  # row 1 is (g,s) but another item
+
+
+def test_adde_keeps_query_in_gallery_and_ndcg_by_hand():
+    rows = [("query", R, S), ("gallery", G, S), ("gallery", G, S), ("gallery", R, L)]
+    ds = make(rows)
+    s = FixedOrder([0, 3, 1, 2])
+    res = evaluate(ds, {"m": s}, protocols=["adde"], ks=(1, 2, 3))["adde"]["m"]
+    assert 0 in s.calls[0][2]  # the query row is searchable
+    # requests: color->g (relevant rows 1,2 at ranks 3,4), shape->l (relevant row 3 at rank 2); color->b absent
+    assert res["n"] == 2
+    assert res["top1"] == 0.0 and res["top2"] == 50.0 and res["top3"] == 100.0
+    ndcg3_g = (1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    ndcg3_l = (1 / math.log2(3)) / 1
+    assert res["ndcg3"] == pytest.approx(100 * (ndcg3_g + ndcg3_l) / 2, abs=1e-2)
+
+
+def test_sampling_is_deterministic_and_table_renders():
+    rows = [("gallery", R, S), ("gallery", G, S)] + [("query", R, S)] * 10
+    ds = make(rows)
+    a = build_task(ds, "query", seed=3, max_queries=4).query_rows
+    b = build_task(ds, "query", seed=3, max_queries=4).query_rows
+    c = build_task(ds, "query", seed=4, max_queries=4).query_rows
+    assert a.tolist() == b.tolist() and len(a) == 4 and a.tolist() != c.tolist()
+    res = evaluate(ds, {"m": FixedOrder([0, 1])}, protocols=["query"], seed=3, max_queries=4)
+    assert "| query | m | 100.0 |" in markdown_table(res)
