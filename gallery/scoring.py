@@ -22,7 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from fashionsearchnet.data.schema import Schema
-from fashionsearchnet.errors import SchemaError, UsageError
+from fashionsearchnet.errors import UsageError
+from fashionsearchnet.runtime.features import global_representation
 
 METHODS = ("fsn", "fsn_region", "no_aam", "attribute")
 _CHUNK = 16384  # gallery rows per distance block (bounds the float64 temporaries)
@@ -180,10 +181,8 @@ class FeatureTable:
 
 # ---- pure math ------------------------------------------------------------------------------------
 def global_features(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray, astar: int) -> np.ndarray:
-    """Eq. 7: ``F = (reps * lam[a*][:, None]).reshape(N, A*D) @ W[a*]`` -> (N, G) float32."""
-    n, A, D = attr_reps.shape
-    x = (attr_reps * lam[astar][None, :, None].astype(np.float32)).reshape(n, A * D)
-    return (x @ W[astar].astype(np.float32, copy=False)).astype(np.float32, copy=False)
+    """Eq. 7 ``F(reps, a*)`` -> (N, G) float32 (runtime.features.global_representation)."""
+    return global_representation(attr_reps, lam, W, astar)
 
 
 def sq_dist(q: np.ndarray, g: np.ndarray, g_sq: np.ndarray | None = None) -> np.ndarray:
