@@ -11,6 +11,7 @@ from fashionsearchnet.errors import FSNError, one_line
 
 COMMANDS = {
     "synth": "write a synthetic catalogue with region-level truth",
+    "convert": "convert a DeepFashion or fashion-product folder to the dataset format",
     "train": "train FashionSearchNet and baselines on a dataset folder",
     "eval": "evaluate trained methods / a gallery on the search protocols",
     "export": "export a trained run to an ONNX model bundle",

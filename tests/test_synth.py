@@ -1,0 +1,89 @@
+"""The synthetic catalogue: deterministic, the promised columns and value ranges, region truth and masks."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.data.synth import MASK_LABELS, generate, synthetic_schema
+from fashionsearchnet.errors import UsageError
+
+
+def _digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_catalogue_other_seed_differs(tmp_path):
+    a, b, c = (generate(tmp_path / n, 12, seed=s, size=48) for n, s in (("a", 5), ("b", 5), ("c", 6)))
+    assert _digest(a) == _digest(b) != _digest(c)
+
+
+@pytest.fixture(scope="module")
+def cat(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "s", 300, seed=1, size=64)
+
+
+def test_columns_values_and_splits(cat):
+    header = next(csv.reader(open(cat / "attributes.csv")))
+    assert header[:3] == ["image", "split", "item_id"]
+    for col in ("category", "collar", "sleeve", "color", "pattern", "torso:color", "sleeve:color", "collar:color",
+                "torso:pattern", "sleeve:pattern"):
+        assert col in header
+    ds = load_dataset(cat)
+    s = synthetic_schema()
+    assert ds.schema == s
+    assert [len(a.values) >= n for a, n in zip(s.attributes, (5, 4, 3, 8, 4))] == [True] * 5
+    # image-level colour/pattern describe the torso
+    assert (ds.labels[:, 3] == ds.region_labels["torso:color"]).all()
+    assert (ds.labels[:, 4] == ds.region_labels["torso:pattern"]).all()
+    # about 30% of items have another colour or pattern on a region
+    differ = (ds.region_labels["collar:color"] != ds.labels[:, 3]) | \
+             ((ds.region_labels["sleeve:color"] >= 0) & (ds.region_labels["sleeve:color"] != ds.labels[:, 3])) | \
+             ((ds.region_labels["sleeve:pattern"] >= 0) & (ds.region_labels["sleeve:pattern"] != ds.labels[:, 4]))
+    assert 0.18 < differ.mean() < 0.42
+    # sleeveless items have no sleeve truth
+    sleeveless = ds.labels[:, 2] == s.value_index("sleeve", "sleeveless")
+    assert (ds.region_labels["sleeve:color"][sleeveless] == -1).all()
+    fr = {k: (ds.splits == k).mean() for k in ("train", "gallery", "query")}
+    assert fr["train"] > 0.6 and 0.1 < fr["gallery"] < 0.3 and 0 < fr["query"] < 0.12
+    # colour variants share an item id and differ in colour only
+    ids = np.array(ds.item_ids)
+    multi = [i for i in set(ids) if (ids == i).sum() > 1]
+    assert len(multi) > 20
+    rows = np.flatnonzero(ids == multi[0])
+    assert (ds.labels[rows][:, :3] == ds.labels[rows[0], :3]).all()
+    assert len(set(ds.labels[rows, 3])) == len(rows)
+
+
+def test_masks_match_the_drawn_regions(cat):
+    ds = load_dataset(cat)
+    s = synthetic_schema()
+    for i in range(40):
+        m = cv2.imread(str(cat / "masks" / f"{i:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        assert m.shape == (64, 64)
+        has_sleeve = (m == MASK_LABELS["sleeve"]).sum() > 0
+        sleeveless = ds.labels[i, 2] == s.value_index("sleeve", "sleeveless")
+        if sleeveless:
+            assert not has_sleeve
+        assert (m == MASK_LABELS["torso"]).sum() > 0.05 * m.size or (m > 0).sum() < 0.2 * m.size
+    # the torso pixels carry the torso colour: mean hue of torso pixels of red items is red-ish
+    img = cv2.imread(str(cat / ds.images[0].relative_to(cat)))
+    assert img.shape == (64, 64, 3)
+
+
+def test_bad_count_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="--count must be a positive"):
+        generate(tmp_path, -1)
+    r = subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "synth", str(tmp_path / "x"), "--count", "-3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--count must be a positive" in r.stderr
