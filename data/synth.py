@@ -10,6 +10,7 @@ truth (``sleeve:color`` ...). ``masks/<stem>.png`` holds the visible region labe
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def make_design(rng: np.random.Generator) -> Design:
     d = Design(
         category=_pick(rng, CATEGORIES), collar=_pick(rng, COLLARS), sleeve=sleeve,
         torso_color=color, torso_pattern=pattern, sleeve_color=color, sleeve_pattern=pattern, collar_color=color,
-        shade=tuple(rng.random(3)), period=float(rng.uniform(0.035, 0.06)),
+        shade=tuple(rng.random(3)), period=float(rng.choice([0.035, 0.04, 0.045, 0.05, 0.055, 0.06])),
     )
     if rng.random() < 0.30:  # a region differs from the torso
         changed = False
@@ -127,10 +128,16 @@ def _alt(base: np.ndarray) -> np.ndarray:
     return base * 0.55 if base.mean() > 90 else np.minimum(base + 80, 255)
 
 
-def _texture(c: int, color: str, pattern: str, shade, period: float) -> np.ndarray:
-    base = _bgr(color, shade)
-    alt = _alt(base)
+@functools.lru_cache(maxsize=4)
+def _grid(c: int) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[0:c, 0:c].astype(np.float32)
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern_mask(c: int, pattern: str, period: float) -> np.ndarray:
+    yy, xx = _grid(c)
     p = period * c
     if pattern == "solid":
         m = np.zeros((c, c), bool)
@@ -142,7 +149,13 @@ def _texture(c: int, color: str, pattern: str, shade, period: float) -> np.ndarr
         m = ((yy % p - p / 2) ** 2 + (xx % p - p / 2) ** 2) < (0.22 * p) ** 2
     else:  # pragma: no cover - guarded by PATTERNS
         raise ValueError(pattern)
-    return np.where(m[..., None], alt, base).astype(np.float32)
+    m.flags.writeable = False
+    return m
+
+
+def _texture(c: int, color: str, pattern: str, shade, period: float) -> np.ndarray:
+    base = _bgr(color, shade)
+    return np.where(_pattern_mask(c, pattern, period)[..., None], _alt(base), base).astype(np.float32)
 
 
 def _pts(c: int, pts) -> np.ndarray:
@@ -262,8 +275,8 @@ def render(d: Design, size: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     alpha = cv2.warpAffine(alpha, m, (c, c), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255.0
     lab = cv2.warpAffine(lab, m, (c, c), flags=cv2.INTER_NEAREST)
     ang = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:c, 0:c].astype(np.float32) / c - 0.5
-    light = 1.0 + rng.uniform(0.08, 0.25) * (np.cos(ang) * xx + np.sin(ang) * yy) * 2
+    yy, xx = _grid(c)
+    light = 1.0 + rng.uniform(0.08, 0.25) * (np.cos(ang) * (xx / c - 0.5) + np.sin(ang) * (yy / c - 0.5)) * 2
     out = _background(c, rng) * (1 - alpha) + img * light[..., None] * alpha
     if rng.random() < 0.15:  # an occluder: a bag, tag or hand in front of part of the garment
         occ = np.zeros((c, c), np.uint8)
@@ -272,7 +285,7 @@ def render(d: Design, size: int, rng: np.random.Generator) -> tuple[np.ndarray, 
         cv2.ellipse(occ, center, axes, rng.uniform(0, 180), 0, 360, 1, -1)
         out[occ > 0] = rng.uniform(40, 200, 3).astype(np.float32)
         lab[occ > 0] = 0
-    out += rng.normal(0, rng.uniform(2, 7), out.shape).astype(np.float32)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(rng.uniform(2, 7))
     out = cv2.resize(np.clip(out, 0, 255), (size, size), interpolation=cv2.INTER_AREA)
     lab = cv2.resize(lab, (size, size), interpolation=cv2.INTER_NEAREST)
     return out.round().astype(np.uint8), lab
