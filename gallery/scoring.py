@@ -149,7 +149,7 @@ class FeatureTable:
         self.attr_reps = np.ascontiguousarray(self.attr_reps, dtype=np.float32)
         self.probs = np.ascontiguousarray(self.probs, dtype=np.float32)
         n = self.attr_reps.shape[0]
-        if self.region_reps is None or np.size(self.region_reps) == 0:
+        if self.region_reps is None:
             self.region_reps = np.zeros((n, 0, self.attr_reps.shape[2]), np.float32)
         self.region_reps = np.ascontiguousarray(self.region_reps, dtype=np.float32)
         if self.attr_reps.ndim != 3 or self.region_reps.ndim != 3 or self.probs.ndim != 2:

@@ -94,3 +94,25 @@ def reference_distance(params: SearchParams, q: dict, g: dict, manip: dict, meth
 
 def row(table: FeatureTable, i: int) -> dict:
     return {"attr": table.attr_reps[i], "region": table.region_reps[i], "probs": table.probs[i]}
+
+
+def records(n: int, start: int = 0) -> list[dict]:
+    """Records with an id, an item_id shared by pairs of images and a stock / price metadata column."""
+    return [{"id": f"img/{i:05d}.jpg", "item_id": f"sku{i // 2}", "path": f"img/{i:05d}.jpg",
+             "metadata": {"stock": "yes" if i % 3 else "no", "price": str(10 + i % 7)}} for i in range(start, start + n)]
+
+
+def make_gallery(root, n: int = 60, method: str = "fsn", D: int = 4, G: int = 6, seed: int = 1, sha: str = "a" * 64,
+                 save: bool = True, hnsw=None):
+    from fashionsearchnet.gallery.ann import HnswConfig
+    from fashionsearchnet.gallery.gallery import BundleRef, Gallery
+
+    sch = schema()
+    params = random_params(sch, D=D, G=G)
+    g = Gallery.create(root, sch, params, BundleRef(sha, "/bundles/b1", method),
+                       hnsw or HnswConfig(M=8, ef_construction=64, ef=32))
+    t = random_table(sch, n, D=D, seed=seed)
+    g.add(t, records(n))
+    if save:
+        g.save()
+    return g, t
