@@ -1,0 +1,51 @@
+"""fsn eval RUN DATA --json OUT [--protocols P,...] [--seed S] [--max-queries N]: every trained method of RUN
+(fsn also as fsn_region) on every protocol, through the PyTorch reference path; prints a markdown table."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from fashionsearchnet.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder written by 'fsn train'")
+    p.add_argument("data", help="dataset folder (the same schema as the run)")
+    p.add_argument("--json", required=True, help="write the results here (JSON)")
+    p.add_argument("--protocols", default=None, help="comma list of query, manipulation, region, item, adde (default all)")
+    p.add_argument("--methods", default=None, help="comma list of trained methods to evaluate (default all found)")
+    p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
+    p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fashionsearchnet.app.progress import bar
+    from fashionsearchnet.data.dataset import load_dataset
+    from fashionsearchnet.evaluation.protocol import PROTOCOLS, markdown_table
+    from fashionsearchnet.training.evaluate import evaluate_run
+    from fashionsearchnet.training.model import canonical_method
+
+    protocols = tuple(x.strip() for x in args.protocols.split(",")) if args.protocols else PROTOCOLS
+    bad = [x for x in protocols if x not in PROTOCOLS]
+    if bad:
+        raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(PROTOCOLS)}")
+    methods = None
+    if args.methods:
+        methods = list(dict.fromkeys(canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()))
+    dataset = load_dataset(args.data)
+    result = evaluate_run(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
+                          methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"run": str(args.run), "data": str(args.data), "seed": args.seed,
+                               "results": result}, indent=2), encoding="utf-8")
+    os.replace(tmp, out)
+    log.info("wrote %s\n%s", out, markdown_table(result))
+    return 0

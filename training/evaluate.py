@@ -1,0 +1,80 @@
+"""Evaluate the trained methods of a run folder through the PyTorch reference path.
+
+Each method's features come from :func:`training.extract.extract` (backbone -> runtime/roi.py -> heads) and
+are searched with ``gallery.scoring.ExactSearcher``; every ``fsn`` run is evaluated both as ``fsn`` and as
+``fsn_region`` (section 3.4 / 4.4). Features are extracted for gallery and query rows only; the rows of the
+training split are zeros in the FeatureTable (the protocols never search them).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+import numpy as np
+
+from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, check_schema, load_run
+from fashionsearchnet.training.extract import extract
+from fashionsearchnet.training.model import METHODS
+
+log = logging.getLogger(__name__)
+Bars = Callable[[int | None, str], ContextManager[Callable[[int], None]]]
+
+
+def find_methods(run: str | Path) -> list[str]:
+    """Methods with a finished checkpoint in a run folder, in the order attribute, no_aam, fsn."""
+    run = Path(run)
+    found = [m for m in METHODS if (run / m / CHECKPOINT_NAME).is_file()]
+    if not found:
+        raise CheckpointError(f"{run}: no finished method (no <method>/{CHECKPOINT_NAME}); run 'fsn train' first "
+                              f"or wait for it to finish")
+    return found
+
+
+def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.ndarray, device: str = "cpu",
+                    bars: Bars | None = None) -> tuple[dict[str, np.ndarray], Any, dict[str, Any]]:
+    """(features of every dataset row, zeros outside ``rows``; model; meta) for one trained method."""
+    model, meta = load_run(Path(run) / method, device=device)
+    check_schema(meta["schema"], dataset.schema, str(meta["path"]))
+    if bars is None:
+        feats = extract(model, dataset, rows, device=device)
+    else:
+        with bars(len(rows), f"{method}: features") as adv:
+            feats = extract(model, dataset, rows, device=device, progress=adv)
+    full = {}
+    for k, v in feats.items():
+        arr = np.zeros((len(dataset),) + v.shape[1:], np.float32)
+        arr[rows] = v
+        full[k] = arr
+    return full, model, meta
+
+
+def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | None = None, device: str = "cpu",
+                    bars: Bars | None = None) -> dict[str, Any]:
+    """{name: ExactSearcher} for every finished method (fsn gives fsn and fsn_region)."""
+    from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
+
+    rows = np.union1d(dataset.indices("gallery"), dataset.indices("query"))
+    searchers: dict[str, Any] = {}
+    for m in methods or find_methods(run):
+        feats, model, meta = method_features(run, m, dataset, rows, device, bars)
+        params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
+                              lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
+                              region_weight=meta["region_weight"])
+        table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=feats["region_reps"], probs=feats["probs"])
+        names = ("fsn", "fsn_region") if m == "fsn" else (m,)
+        for name in names:
+            searchers[name] = ExactSearcher(params, table, method=name)
+    return searchers
+
+
+def evaluate_run(run: str | Path, dataset: Dataset, protocols: Sequence[str] | None = None, seed: int = 0,
+                 max_queries: int | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
+                 bars: Bars | None = None) -> dict[str, dict[str, dict]]:
+    """``evaluation.protocol.evaluate`` over every trained method of ``run`` on ``dataset``."""
+    from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
+
+    searchers = build_searchers(run, dataset, methods, device, bars)
+    return evaluate(dataset, searchers, protocols=tuple(protocols or PROTOCOLS), seed=seed, max_queries=max_queries)
