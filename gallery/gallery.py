@@ -177,6 +177,7 @@ class Gallery:
                 by_item.setdefault(r["item_id"], []).append(i)
         self._by_item = by_item
         self._pred, self._conf = predicted_attributes(self.features.probs, self.schema)
+        self._columns: list[str] | None = None
 
     def __len__(self) -> int:
         """Number of searchable (not removed) items."""
@@ -188,10 +189,13 @@ class Gallery:
 
     @property
     def metadata_columns(self) -> list[str]:
-        cols: dict[str, None] = {}
-        for r in self.records:
-            cols.update(dict.fromkeys(r.get("metadata", {})))
-        return list(cols)
+        """Metadata column names over all items (computed on first use after an update)."""
+        if self._columns is None:
+            cols: dict[str, None] = {}
+            for r in self.records:
+                cols.update(dict.fromkeys(r.get("metadata", {})))
+            self._columns = list(cols)
+        return self._columns
 
     def row_of(self, key: str) -> int:
         """Row of a gallery item by id (its image path) or item_id (when that names one item)."""
@@ -278,6 +282,7 @@ class Gallery:
                 else:
                     md[str(k)] = str(v)
             self.records[row] = dict(self.records[row], metadata=md)
+            self._columns = None
             self._dirty.add("items")
 
     def save(self, crash_hook: Callable[[str], None] | None = None) -> int:
@@ -331,8 +336,7 @@ class Gallery:
     # ---- search -------------------------------------------------------------------------------------
     def filter_mask(self, filters: Sequence[str] | None) -> np.ndarray:
         """Rows allowed by ``["attr=value", "column=value", ...]`` (predicted attributes or metadata)."""
-        mask = ~self.deleted.copy()
-        cols = self.metadata_columns
+        mask = ~self.deleted
         for f in filters or ():
             if "=" not in f:
                 raise UsageError(f"--filter {f!r}: expected key=value with key an attribute or a metadata column")
@@ -341,7 +345,7 @@ class Gallery:
                 a = self.schema.attr_index(key)
                 v = self.schema.value_index(key, value)  # SchemaError listing the valid values
                 mask &= self._pred[:, a] == v
-            elif key in cols or key == "item_id":
+            elif key == "item_id" or key in self.metadata_columns:
                 if key == "item_id":
                     vals = np.array([r.get("item_id") == value for r in self.records], bool)
                 else:
@@ -350,7 +354,7 @@ class Gallery:
             else:
                 raise SchemaError(
                     f"--filter {f!r}: unknown key {key!r}; valid: attributes {', '.join(self.schema.names)}; "
-                    f"metadata {', '.join(['item_id'] + cols)}"
+                    f"metadata {', '.join(['item_id'] + self.metadata_columns)}"
                 )
         return mask
 

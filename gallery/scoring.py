@@ -138,7 +138,10 @@ class SearchParams:
 
 @dataclass
 class FeatureTable:
-    """Per-image features: attr_reps (N, A, D), region_reps (N, P, D), probs (N, sum C_a), all float32."""
+    """Per-image features: attr_reps (N, A, D), region_reps (N, P, D), probs (N, sum C_a), all float32.
+
+    Treat as immutable once searched: derived arrays (global features, norms) are cached on the table.
+    """
 
     attr_reps: np.ndarray
     region_reps: np.ndarray
@@ -301,17 +304,22 @@ def score(
         for p, v in plan.pair_subst.items():
             a = schema.attr_index(schema.region_pairs[p][1])
             qr[:, p] = params.prototypes[a][v]
-        # weighted squared L2 = plain squared L2 on sqrt(w)-scaled concatenations
-        sa = np.sqrt(plan.attr_w)[None, :, None]
-        sp = np.sqrt(plan.pair_w)[None, :, None]
-        qv = np.concatenate([(qa * sa).reshape(Q, -1), (qr * sp).reshape(Q, -1)], axis=1)
+        # sum_r w_r ||q_r - g_r||^2 = sum_r w_r (|q_r|^2 + |g_r|^2 - 2 q_r.g_r): cached per-representation norms,
+        # one matrix-vector product per representation (no per-query copy of the gallery)
+        ga_n, gr_n = rep_norms(gallery)
+        w = np.concatenate([plan.attr_w, plan.pair_w])
+        qn = np.concatenate([(qa.astype(np.float64) ** 2).sum(-1), (qr.astype(np.float64) ** 2).sum(-1)], 1)  # (Q, A+P)
+        base = qn @ w  # (Q,)
         for s in range(0, M, _CHUNK):
             r = rows[s:s + _CHUNK]
-            gv = np.concatenate(
-                [(gallery.attr_reps[r] * sa).reshape(len(r), -1), (gallery.region_reps[r] * sp).reshape(len(r), -1)],
-                axis=1,
-            )
-            out[:, s:s + len(r)] = sq_dist(qv, gv)
+            acc = np.concatenate([ga_n[r], gr_n[r]], 1) @ w  # (m,)
+            acc = np.broadcast_to(acc, (Q, len(r))).copy()
+            ga, gr = gallery.attr_reps[r], gallery.region_reps[r]
+            for a in range(qa.shape[1]):
+                acc -= 2.0 * plan.attr_w[a] * (qa[:, a] @ ga[:, a].T)
+            for p in range(qr.shape[1]):
+                acc -= 2.0 * plan.pair_w[p] * (qr[:, p] @ gr[:, p].T)
+            out[:, s:s + len(r)] = np.maximum(acc + base[:, None], 0.0)
         return out
     manip = image_level(request, schema)
     if method == "attribute":
@@ -352,6 +360,15 @@ def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> 
         hit = (params, (f * f).sum(1))
         table._cache[key] = hit
     return hit[1]
+
+
+def rep_norms(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
+    """Squared norms (N, A) and (N, P) in float64 of every representation, cached on the table."""
+    hit = table._cache.get("norms")
+    if hit is None:
+        hit = ((table.attr_reps.astype(np.float64) ** 2).sum(-1), (table.region_reps.astype(np.float64) ** 2).sum(-1))
+        table._cache["norms"] = hit
+    return hit
 
 
 def check_k(k: int, available: int, what: str = "gallery") -> int:

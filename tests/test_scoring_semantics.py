@@ -192,13 +192,13 @@ def test_primary_region_request_also_substitutes_image_level(params):
     t.attr_reps[12, ak] = red  # red torso and red garment: distance 0
     t.attr_reps[13], t.region_reps[13] = t.attr_reps[0], t.region_reps[0]
     t.region_reps[13, p] = red  # red torso but the image-level color unchanged
-    req = Request(region=(("torso", "color", "red"),))
-    d = score(params, t.take([0]), req, t, "fsn_region", np.array([12, 13]))[0]
-    assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] > 0.1
     # a non-primary region does not touch the image level
     p2 = sch.region_pair_index("sleeve", "color")
     t.region_reps[14], t.attr_reps[14] = t.region_reps[0], t.attr_reps[0]
     t.region_reps[14, p2] = red
+    req = Request(region=(("torso", "color", "red"),))
+    d = score(params, t.take([0]), req, t, "fsn_region", np.array([12, 13]))[0]
+    assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] > 0.1
     d2 = score(params, t.take([0]), Request(region=(("sleeve", "color", "red"),)), t, "fsn_region", np.array([14]))
     assert d2[0, 0] == pytest.approx(0.0, abs=1e-6)
 
