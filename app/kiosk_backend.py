@@ -1,0 +1,160 @@
+"""What the HTTP service needs from a search engine (a small protocol), and pure helpers shared by the
+service and its adapters. No torch, no FastAPI here.
+
+:class:`SearchBackend` is implemented by :class:`fashionsearchnet.app.gallery_backend.GalleryBackend`
+(a published gallery + its bundle, on the gallery engineer's ``Gallery.search``) and by a fake in the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.errors import SchemaError, UsageError
+
+
+@dataclass(frozen=True)
+class Box:
+    """An attention box in image pixels: ``[x0, y0, x1, y1]`` (x1/y1 exclusive), for an attribute or a region."""
+
+    name: str
+    kind: str  # "attribute" | "region"
+    box: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "box": [round(float(v), 1) for v in self.box]}
+
+
+@dataclass
+class QueryInfo:
+    """What the service shows about the query: its predicted attributes and attention boxes."""
+
+    width: int
+    height: int
+    predicted: dict[str, dict[str, Any]]  # attr -> {"value": str, "confidence": float}
+    boxes: list[Box] = field(default_factory=list)
+    item_id: str | None = None  # set when the query is a gallery item
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "width": self.width, "height": self.height, "predicted": self.predicted,
+                "boxes": [b.to_dict() for b in self.boxes]}
+
+
+@dataclass
+class Answer:
+    """One search: the query's information and the ranked results (each ``{"id", "item_id", "distance",
+    "predicted", "metadata"}``)."""
+
+    query: QueryInfo
+    results: list[dict[str, Any]]
+    method: str
+    exact: bool
+    candidates: int
+
+
+class SearchBackend(Protocol):
+    """A loaded model + gallery the service shares between concurrent requests (implementations lock)."""
+
+    schema: Schema
+
+    def load(self) -> None:
+        """Load the model and gallery and warm them up (blocking; the service calls it once, off the event loop)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for /health: gallery path, size, method, backend."""
+
+    def catalogue(self, offset: int, limit: int, filters: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
+        """(total, items[offset:offset+limit]) of the searchable items, each ``{"id", "item_id", "predicted",
+        "metadata"}``."""
+
+    def image_path(self, item_id: str) -> Path:
+        """The image file of a gallery item (GalleryError if unknown)."""
+
+    def search(self, query: bytes | str, sets: Sequence[str], filters: Sequence[str], k: int) -> Answer:
+        """Search by encoded image bytes or a gallery item id with ``["attr=value", "region:attr=value"]``."""
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------------
+def cells_to_pixels(box: Sequence[float], grid_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[float, ...]:
+    """An inclusive conv5 cell box ``[x0, y0, x1, y1]`` on an ``h x w`` grid -> image pixels, x1/y1 exclusive.
+
+    Cell ``i`` covers pixels ``[i * W / w, (i + 1) * W / w)``; the network sees the whole image resized to a
+    square, so x and y scale separately.
+    """
+    h, w = grid_hw
+    H, W = image_hw
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = W / w, H / h
+    return (max(0.0, x0 * sx), max(0.0, y0 * sy), min(float(W), (x1 + 1) * sx), min(float(H), (y1 + 1) * sy))
+
+
+def check_sets(sets: Sequence[str], schema: Schema) -> list[tuple[str | None, str, str]]:
+    """Parse ``["attr=value", "region:attr=value"]`` -> [(region or None, attr, value)].
+
+    Raises SchemaError whose message lists the valid attributes / values / regions, UsageError when malformed.
+    """
+    out: list[tuple[str | None, str, str]] = []
+    for raw in sets:
+        text = str(raw).strip()
+        if "=" not in text:
+            raise UsageError(f"sets: {raw!r} is not attr=value or region:attr=value; "
+                             f"valid attributes: {', '.join(schema.names)}")
+        key, value = (s.strip() for s in text.split("=", 1))
+        region = None
+        if ":" in key:
+            region, key = (s.strip() for s in key.split(":", 1))
+            schema.region(region)
+            schema.region_pair_index(region, key)
+        schema.value_index(key, value)
+        out.append((region, key, value))
+    return out
+
+
+def valid_choices(sets: Sequence[str], schema: Schema) -> dict[str, list[str]] | None:
+    """For an invalid request, the valid choices at fault: {"attributes": [...]}, {"values": [...]} or
+    {"regions": [...]} (None when every entry is valid or malformed beyond that)."""
+    for raw in sets:
+        text = str(raw).strip()
+        if "=" not in text:
+            return {"attributes": list(schema.names)}
+        key, value = (s.strip() for s in text.split("=", 1))
+        if ":" in key:
+            region, key = (s.strip() for s in key.split(":", 1))
+            regions = {r.name: r for r in schema.regions}
+            if region not in regions:
+                return {"regions": list(regions)}
+            if key not in regions[region].attributes:
+                return {"attributes": list(regions[region].attributes)}
+        if key not in schema.names:
+            return {"attributes": list(schema.names)}
+        values = schema.attribute(key).values
+        if value not in values:
+            return {"values": list(values)}
+    return None
+
+
+def schema_description(schema: Schema) -> dict[str, Any]:
+    """The /attributes body: attributes with values, regions with askable attributes, the primary region."""
+    return {
+        "attributes": [{"name": a.name, "values": list(a.values)} for a in schema.attributes],
+        "regions": [{"name": r.name, "attributes": list(r.attributes),
+                     "values": {a: list(schema.attribute(a).values) for a in r.attributes},
+                     "primary": r.primary} for r in schema.regions],
+        "primary_region": schema.primary_region,
+    }
+
+
+def check_k(k: Any, k_max: int) -> int:
+    """``k`` as an int in 1..k_max (UsageError otherwise)."""
+    try:
+        kk = int(k)
+    except (TypeError, ValueError):
+        raise UsageError(f"k: {k!r} is not an integer; give 1..{k_max}") from None
+    if isinstance(k, bool) or not 1 <= kk <= k_max:
+        raise UsageError(f"k: {k!r} is out of range; give 1..{k_max}")
+    return kk
+
+
+__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "cells_to_pixels", "check_k", "check_sets",
+           "schema_description", "valid_choices", "SchemaError"]
