@@ -137,12 +137,6 @@ class Gallery:
                     "re-index the catalogue with this version (`fsn index BUNDLE DATA --out GALLERY`)"
                 )
             ref = BundleRef(**manifest["bundle"])
-            if bundle is not None and bundle.sha256 != ref.sha256:
-                raise GalleryError(
-                    f"{root}: built with bundle sha256 {ref.sha256[:12]}... ({ref.path}), but {bundle.path} is "
-                    f"{bundle.sha256[:12]}...; features of different models are not comparable: open it with that "
-                    f"bundle or re-index: fsn index {bundle.path} DATA --out {root}"
-                )
             schema = Schema.from_dict(manifest["schema"], source=str(mpath))
             params = _load_params(gdir / "params.npz", schema, float(manifest["region_weight"]))
             arrays = {name: _load_npy(gdir / f"{name}.npy") for name in ARRAYS}
@@ -165,8 +159,19 @@ class Gallery:
         feats = FeatureTable(arrays["attr_reps"], arrays["region_reps"], arrays["probs"])
         g = cls(root, schema, params, ref, hnsw, feats, arrays["attr_boxes"], records, deleted, indices, gen, gdir)
         g._files = dict(manifest["files"])
+        if bundle is not None:
+            g.check_bundle(bundle)
         log.info("opened gallery %s: %d items (%d removed), generation %d", root, n, int(deleted.sum()), gen)
         return g
+
+    def check_bundle(self, bundle: Any) -> None:
+        """Refuse a bundle other than the one this gallery was built with."""
+        if bundle.sha256 != self.bundle.sha256:
+            raise GalleryError(
+                f"{self.root}: built with bundle sha256 {self.bundle.sha256[:12]}... ({self.bundle.path}), but "
+                f"{bundle.path} is {bundle.sha256[:12]}...; features of different models are not comparable: use "
+                f"that bundle or re-index: fsn index {bundle.path} DATA --out {self.root} --force"
+            )
 
     # ---- lookups ------------------------------------------------------------------------------------
     def _reindex(self) -> None:
