@@ -1,0 +1,26 @@
+"""``fsn export RUN --out BUNDLE [--precision fp32|fp16] [--method fsn]``."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run folder (RUN/<method>/checkpoint.pt) or a checkpoint file")
+    p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write (replaced atomically)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="fp16 is baked into the ONNX (what TensorRT 11 needs); default fp32")
+    p.add_argument("--method", default="fsn", help="which trained method of the run to export (default fsn)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fashionsearchnet.export.exporter import export_run
+
+    m = export_run(args.run, args.out, precision=args.precision, method=args.method)
+    errs = ", ".join(f"{k} {v:.1e}" for k, v in m["parity"]["errors"].items())
+    trt = "ok" if all(g["ok"] for g in m["tensorrt"].values()) else "NOT buildable (see manifest.json 'tensorrt')"
+    log.info("bundle %s: method %s, %s; parity vs PyTorch (tolerance %.0e): %s; TensorRT operator check: %s",
+             args.out, m["method"], m["precision"], m["parity"]["tolerance"], errs, trt)
+    return 0

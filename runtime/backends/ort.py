@@ -1,0 +1,121 @@
+"""ONNX Runtime backend: CPU provider by default, CUDA / TensorRT execution providers when onnxruntime-gpu
+is installed, providers explicit (asking for one that is missing or that failed to load raises
+BackendUnavailable; ORT's silent fallback to CPU is detected and refused). IO binding keeps ``conv5`` where
+the backbone computed it (device memory with CUDA) and feeds it to the heads without a host round trip."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fashionsearchnet.errors import BackendUnavailable, UsageError
+from fashionsearchnet.runtime.backends.base import BACKBONE_OUTPUTS, HEADS_OUTPUTS, HOST_OUTPUTS, Backend, check_images
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "ort-cpu": ["CPUExecutionProvider"],
+    "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "ort-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+DEVICE = {"ort-cpu": "cpu", "ort-cuda": "cuda", "ort-trt": "cuda"}
+
+
+def available(kind: str) -> bool:
+    """Whether ONNX Runtime here offers the provider ``kind`` needs (``ort-cpu``/``ort-cuda``/``ort-trt``)."""
+    import onnxruntime as ort
+
+    return PROVIDERS[kind][0] in ort.get_available_providers()
+
+
+def session_options(precision: str = "fp32", threads: int = 0, device: str = "cpu"):
+    """SessionOptions used by the runtime and by export parity checks.
+
+    ``threads`` 0 = ONNX Runtime's default (one per physical core). Graph optimisation ORT_ENABLE_ALL, except
+    fp16 graphs on the CPU provider: ONNX Runtime 1.32's level-99 fusions crash on the fp16 heads graph there,
+    so those run at ORT_ENABLE_EXTENDED (fp16 is meant for GPUs; the CPU path only checks it).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if precision == "fp16" and device == "cpu":
+        level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.graph_optimization_level = level
+    return so
+
+
+class OrtBackend(Backend):
+    """Two ONNX Runtime sessions (backbone, heads) with IO binding between them."""
+
+    def __init__(self, backbone_path: str | Path, heads_path: str | Path, kind: str = "ort-cpu",
+                 precision: str = "fp32", threads: int = 0, device_id: int = 0):
+        import onnxruntime as ort
+
+        if kind not in PROVIDERS:
+            raise UsageError(f"ONNX Runtime backend {kind!r}: valid: {', '.join(PROVIDERS)}")
+        want = PROVIDERS[kind]
+        have = ort.get_available_providers()
+        if want[0] not in have:
+            hint = "" if kind == "ort-cpu" else "; install the [gpu] extra (onnxruntime-gpu) on a machine with a GPU"
+            raise BackendUnavailable(
+                f"backend {kind}: ONNX Runtime {ort.__version__} here has no {want[0]} (has {', '.join(have)}){hint}"
+            )
+        self.name, self.device = kind, DEVICE[kind]
+        self.device_id = int(device_id)
+        providers = [(p, {"device_id": self.device_id}) if p != "CPUExecutionProvider" else p for p in want]
+        so = session_options(precision, threads, self.device)
+        self.sessions = {}
+        for g, p in (("backbone", backbone_path), ("heads", heads_path)):
+            s = ort.InferenceSession(str(p), so, providers=providers)
+            if s.get_providers()[0] != want[0]:
+                raise BackendUnavailable(
+                    f"backend {kind}: {p} runs on {s.get_providers()[0]}, not {want[0]} (the provider failed to "
+                    "load: check the CUDA/cuDNN/TensorRT libraries); choose another backend explicitly"
+                )
+            self.sessions[g] = s
+        self._conv5 = None  # OrtValue on self.device, produced by the last backbone()
+        self._batch = 0
+
+    def run(self, graph: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if graph not in self.sessions:
+            raise UsageError(f"graph {graph!r}: valid: backbone, heads")
+        s = self.sessions[graph]
+        names = [o.name for o in s.get_outputs()]
+        return dict(zip(names, s.run(names, inputs)))
+
+    def backbone(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        io = self.sessions["backbone"].io_binding()
+        io.bind_cpu_input("images", images)
+        io.bind_output("conv5", self.device, self.device_id)
+        for n in HOST_OUTPUTS:
+            io.bind_output(n, "cpu")
+        self.sessions["backbone"].run_with_iobinding(io)
+        outs = io.get_outputs()
+        self._conv5, self._batch = outs[0], images.shape[0]
+        return {n: outs[i + 1].numpy() for i, n in enumerate(HOST_OUTPUTS)}
+
+    def heads(self, boxes: np.ndarray) -> dict[str, np.ndarray]:
+        if self._conv5 is None:
+            raise UsageError("heads() called before backbone(); run the backbone on the batch first")
+        boxes = np.ascontiguousarray(boxes, dtype=np.float32)
+        if boxes.shape[0] != self._batch:
+            raise UsageError(f"boxes: batch {boxes.shape[0]} but the last backbone() batch was {self._batch}")
+        io = self.sessions["heads"].io_binding()
+        io.bind_ortvalue_input("conv5", self._conv5)
+        io.bind_cpu_input("boxes", boxes)
+        for n in HEADS_OUTPUTS:
+            io.bind_output(n, "cpu")
+        self.sessions["heads"].run_with_iobinding(io)
+        outs = io.get_outputs()
+        return {n: outs[i].numpy() for i, n in enumerate(HEADS_OUTPUTS)}
+
+    def close(self) -> None:
+        self._conv5 = None
+        self.sessions = {}

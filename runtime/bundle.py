@@ -1,0 +1,181 @@
+"""Read a model bundle (written by ``fsn export``): verify every file's sha256, the format version and the
+graphs, then expose the schema, preprocessing, method and search parameters. numpy only, no torch.
+
+Layout: ``BUNDLE/manifest.json``, ``backbone.onnx``, ``heads.onnx``, ``params.npz`` (``prototypes_<a>``,
+``lam``, ``W``). ``Bundle.sha256`` is the sha256 of ``manifest.json``, which lists the sha256 of every other
+file, so it identifies the whole bundle; galleries bind to it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionsearchnet.data.preprocess import Preprocessing
+from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.errors import BundleError, SchemaError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "fsn-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPHS = ("backbone", "heads")
+PARAMS = "params.npz"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """What the global representation and attribute substitution need (design.md, eq. 7)."""
+
+    prototypes: list[np.ndarray]  # per attribute (C_a, D) float32
+    lam: np.ndarray  # (A+1, A) float32
+    W: np.ndarray  # (A+1, A*D, G) float32
+    region_weight: float = 0.3  # fsn_region down-weight of representations not asked for (section 4.4)
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes[0].shape[1])
+
+    @property
+    def global_dim(self) -> int:
+        return int(self.W.shape[2])
+
+
+@dataclass
+class Bundle:
+    """A verified bundle folder. Open it with :meth:`Bundle.open`."""
+
+    path: Path
+    manifest: dict[str, Any]
+    schema: Schema
+    preprocessing: Preprocessing
+    params: SearchParams
+    sha256: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return str(self.manifest["method"])
+
+    @property
+    def precision(self) -> str:
+        return str(self.manifest.get("precision", "fp32"))
+
+    @property
+    def roi(self) -> dict[str, float]:
+        """ROI parameters: ``aam_threshold`` (0.2 of the map's max), ``region_class_threshold`` (p > 0.1)."""
+        return dict(self.manifest["roi"])
+
+    def graph_path(self, name: str) -> Path:
+        """Path of the ``backbone`` or ``heads`` ONNX graph."""
+        if name not in GRAPHS:
+            raise BundleError(f"{self.path}: unknown graph {name!r}; valid: {', '.join(GRAPHS)}")
+        return self.path / self.manifest["graphs"][name]["file"]
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Bundle":
+        """Open and verify a bundle folder. Raises BundleError naming the file at fault and the fix."""
+        root = Path(path)
+        mpath = root / MANIFEST
+        if not root.is_dir():
+            raise BundleError(f"{root}: not a bundle folder (missing); run `fsn export RUN --out {root}`")
+        if not mpath.is_file():
+            raise BundleError(f"{mpath}: missing; this folder is not a bundle, run `fsn export RUN --out {root}`")
+        raw = mpath.read_bytes()
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            line = getattr(e, "lineno", "?")
+            raise BundleError(f"{mpath}: line {line}: invalid JSON; re-export the bundle") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{mpath}: field 'format' is not {BUNDLE_FORMAT!r}; this is not an FSN bundle manifest")
+        version = manifest.get("format_version")
+        if not isinstance(version, int):
+            raise BundleError(f"{mpath}: field 'format_version' is missing or not an integer; re-export the bundle")
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"{mpath}: format_version {version} is newer than this runtime reads ({FORMAT_VERSION}); "
+                "upgrade fashionsearchnet-edge or re-export with this version"
+            )
+        if version < 1:
+            raise BundleError(f"{mpath}: format_version {version} is invalid; re-export the bundle")
+        for key in ("files", "graphs", "schema", "preprocessing", "roi", "method"):
+            if key not in manifest:
+                raise BundleError(f"{mpath}: field {key!r} is missing; re-export the bundle")
+        files: dict[str, str] = manifest["files"]
+        for g in GRAPHS:
+            gfile = manifest["graphs"].get(g, {}).get("file")
+            if not gfile:
+                raise BundleError(f"{mpath}: graphs.{g}.file is missing; re-export the bundle")
+            if gfile not in files:
+                raise BundleError(f"{mpath}: graph {gfile} has no sha256 in 'files'; re-export the bundle")
+        if PARAMS not in files:
+            raise BundleError(f"{mpath}: {PARAMS} has no sha256 in 'files'; re-export the bundle")
+        for name, expected in files.items():
+            fp = root / name
+            if not fp.is_file():
+                raise BundleError(f"{fp}: missing from the bundle (listed in manifest.json); copy the whole bundle folder")
+            got = sha256_file(fp)
+            if got != expected:
+                raise BundleError(
+                    f"{fp}: sha256 mismatch (manifest {expected[:12]}..., file {got[:12]}...); the file was changed "
+                    "or truncated, copy the bundle again or re-export it"
+                )
+        try:
+            schema = Schema.from_dict(manifest["schema"], source=f"{mpath} field 'schema'")
+        except SchemaError as e:
+            raise BundleError(str(e)) from None
+        pre = Preprocessing.from_dict(manifest["preprocessing"])
+        params = _load_params(root / PARAMS, schema, float(manifest.get("region_weight", 0.3)))
+        digest = hashlib.sha256(raw).hexdigest()
+        log.debug("opened bundle %s (sha256 %s, method %s)", root, digest[:12], manifest["method"])
+        return cls(root, manifest, schema, pre, params, digest)
+
+
+def _load_params(path: Path, schema: Schema, region_weight: float) -> SearchParams:
+    """Load and check ``params.npz`` against the schema."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{path}: cannot read ({e}); re-export the bundle") from None
+    A = len(schema.attributes)
+    protos = []
+    for a, attr in enumerate(schema.attributes):
+        key = f"prototypes_{a}"
+        if key not in arrays:
+            raise BundleError(f"{path}: array {key!r} (attribute {attr.name!r}) is missing; re-export the bundle")
+        p = arrays[key].astype(np.float32)
+        if p.ndim != 2 or p.shape[0] != len(attr.values):
+            raise BundleError(
+                f"{path}: {key} has shape {p.shape}, expected ({len(attr.values)}, D) for attribute {attr.name!r}"
+            )
+        protos.append(p)
+    for key in ("lam", "W"):
+        if key not in arrays:
+            raise BundleError(f"{path}: array {key!r} is missing; re-export the bundle")
+    lam, W = arrays["lam"].astype(np.float32), arrays["W"].astype(np.float32)
+    D = protos[0].shape[1]
+    if lam.shape != (A + 1, A):
+        raise BundleError(f"{path}: lam has shape {lam.shape}, expected ({A + 1}, {A})")
+    if W.ndim != 3 or W.shape[:2] != (A + 1, A * D):
+        raise BundleError(f"{path}: W has shape {W.shape}, expected ({A + 1}, {A * D}, G)")
+    return SearchParams(protos, lam, W, region_weight)

@@ -1,0 +1,164 @@
+"""FeatureExtractor: images -> FashionSearchNet features through a bundle, without torch.
+
+Per batch: decode + preprocess (host) -> ``backbone`` graph -> ROI step on the host (``runtime/roi.py``: only
+the small AAM / region-map tensors cross from the device) -> ``heads`` graph on the kept ``conv5`` ->
+global representation (eq. 7, set 0) in numpy. Per-stage wall times (ms) of the last call are in
+``last_timings`` (``preprocess``, ``backbone``, ``roi``, ``heads``, ``global``) for benchmarks.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fashionsearchnet.errors import UsageError
+from fashionsearchnet.runtime import roi
+from fashionsearchnet.runtime.backends import Backend, select_backend
+from fashionsearchnet.runtime.bundle import Bundle
+from fashionsearchnet.runtime.features import global_representation
+from fashionsearchnet.runtime.images import ImageInput, load_rgb
+
+log = logging.getLogger(__name__)
+
+STAGES = ("preprocess", "backbone", "roi", "heads", "global")
+
+
+@dataclass
+class Features:
+    """Features of N images (numpy). Boxes are inclusive conv5 cells [x0, y0, x1, y1]; ``box_scale`` (N, 2)
+    = (input width / map width, input height / map height) maps them to input pixels (see :meth:`pixel_boxes`)."""
+
+    attr_reps: np.ndarray  # (N, A, D)
+    region_reps: np.ndarray  # (N, P, D), P = len(schema.region_pairs)
+    probs: np.ndarray  # (N, sum C_a)
+    predicted: list[dict[str, tuple[str, float]]]  # per image {attr: (value, confidence)}
+    attr_boxes: np.ndarray  # (N, A, 4)
+    region_boxes: np.ndarray  # (N, R, 4)
+    box_scale: np.ndarray  # (N, 2)
+    aams: np.ndarray  # (N, A, h, w)
+    region_maps: np.ndarray  # (N, R, h, w)
+    global_reps: np.ndarray  # (N, G): eq. 7 with set 0 (no manipulation)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.attr_reps.shape[0])
+
+    def pixel_boxes(self, which: str = "attr") -> np.ndarray:
+        """Boxes in input-image pixels, [x0, y0, x1, y1) half-open: cell i spans [i*s, (i+1)*s)."""
+        b = self.attr_boxes if which == "attr" else self.region_boxes
+        s = np.concatenate([self.box_scale, self.box_scale], axis=1)[:, None, :]
+        return (b + np.array([0, 0, 1, 1], np.float32)) * s
+
+
+def predicted_attributes(probs: np.ndarray, schema) -> list[dict[str, tuple[str, float]]]:
+    """Arg-max value and its probability per attribute, per image."""
+    offs = np.concatenate([[0], np.cumsum(schema.num_classes)]).astype(int)
+    out = []
+    for row in probs:
+        d = {}
+        for a, attr in enumerate(schema.attributes):
+            block = row[offs[a]:offs[a + 1]]
+            i = int(np.argmax(block))
+            d[attr.name] = (attr.values[i], float(block[i]))
+        out.append(d)
+    return out
+
+
+class FeatureExtractor:
+    """``with FeatureExtractor(bundle_path, backend="auto") as fx: feats = fx.extract(images)``."""
+
+    def __init__(self, bundle: str | Path | Bundle, backend: str | Backend = "auto", threads: int = 0,
+                 max_batch: int = 64):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+        self.backend = backend if isinstance(backend, Backend) else select_backend(
+            backend, self.bundle, threads=threads, max_batch=max_batch)
+        self.schema = self.bundle.schema
+        self.pre = self.bundle.preprocessing
+        self.thresh = float(self.bundle.roi.get("aam_threshold", roi.DEFAULT_THRESH))
+        self.last_timings: dict[str, float] = {}
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def __enter__(self) -> "FeatureExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def boxes(self, aams: np.ndarray, region_maps: np.ndarray) -> np.ndarray:
+        """The ROI step: (B, A+R, 4) boxes (whole map for every box with method ``no_aam``)."""
+        b, a, h, w = aams.shape
+        if self.bundle.method == "no_aam":
+            return roi.full_boxes(b, a + region_maps.shape[1], h, w)
+        return roi.all_boxes(aams, region_maps, self.schema, self.thresh)
+
+    def run_batch(self, batch: np.ndarray, t: dict[str, float]) -> dict[str, np.ndarray]:
+        """Preprocessed (B,3,S,S) float32 -> every output, adding stage times (ms) to ``t``."""
+        t0 = time.perf_counter()
+        bb = self.backend.backbone(batch)
+        t1 = time.perf_counter()
+        boxes = self.boxes(bb["aams"], bb["region_maps"])
+        t2 = time.perf_counter()
+        hd = self.backend.heads(boxes)
+        t3 = time.perf_counter()
+        g = global_representation(hd["attr_reps"], self.bundle.params.lam, self.bundle.params.W, 0)
+        t4 = time.perf_counter()
+        for k, dt in zip(STAGES[1:], (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            t[k] = t.get(k, 0.0) + dt * 1e3
+        return {**bb, **hd, "boxes": boxes, "global_reps": g}
+
+    def preprocess(self, images: Sequence[ImageInput], offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs -> (B,3,S,S) float32 and box_scale (B,2)."""
+        x = np.empty((len(images), 3, self.pre.size, self.pre.size), np.float32)
+        scale = np.empty((len(images), 2), np.float32)
+        for i, item in enumerate(images):
+            rgb = load_rgb(item, offset + i)
+            x[i] = self.pre(rgb)
+            scale[i] = (rgb.shape[1], rgb.shape[0])
+        return x, scale
+
+    def extract(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32,
+                progress=None) -> Features:
+        """Features of every image (paths, bytes or uint8 arrays; a single one is accepted too)."""
+        if isinstance(images, (str, Path, bytes, bytearray, memoryview)) or (
+                isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (2, 3)):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise UsageError("extract: no images given; pass a list of paths, bytes or uint8 arrays")
+        if batch_size < 1:
+            raise UsageError(f"batch_size={batch_size}: must be >= 1")
+        t: dict[str, float] = {}
+        parts: dict[str, list[np.ndarray]] = {}
+        scales = []
+        for s in range(0, len(images), batch_size):
+            chunk = images[s:s + batch_size]
+            t0 = time.perf_counter()
+            x, scale = self.preprocess(chunk, s)
+            t["preprocess"] = t.get("preprocess", 0.0) + (time.perf_counter() - t0) * 1e3
+            out = self.run_batch(x, t)
+            h, w = out["aams"].shape[-2:]
+            scales.append(scale / np.array([w, h], np.float32))
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v)
+            if progress is not None:
+                progress(len(chunk))
+        cat = {k: np.concatenate(v, 0) for k, v in parts.items()}
+        A = len(self.schema.attributes)
+        self.last_timings = {k: t.get(k, 0.0) for k in STAGES}
+        return Features(
+            attr_reps=cat["attr_reps"], region_reps=cat["region_reps"], probs=cat["probs"],
+            predicted=predicted_attributes(cat["probs"], self.schema),
+            attr_boxes=cat["boxes"][:, :A], region_boxes=cat["boxes"][:, A:], box_scale=np.concatenate(scales, 0),
+            aams=cat["aams"], region_maps=cat["region_maps"], global_reps=cat["global_reps"],
+            timings_ms=dict(self.last_timings),
+        )
