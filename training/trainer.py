@@ -296,7 +296,7 @@ class Trainer:
             rep_logits = model.rep_logits(reps)
             l_tc = losses.classification_loss(rep_logits, y)
             loss = l_c + l_t + l_tc
-            return loss, {"L_C": float(l_c), "L_T": float(l_t), "L_TC": float(l_tc),
+            return loss, {"L_C": float(l_c.detach()), "L_T": float(l_t.detach()), "L_TC": float(l_tc.detach()),
                           "triplet_acc": n_ok / max(n_trip, 1),
                           "rep_acc": self._accuracy([b.detach() for b in rep_logits], y)}
 

@@ -1,0 +1,132 @@
+"""fsn train / fsn eval end to end on a tiny synthetic set; losses fall; resume; bad input -> clear errors."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from fashionsearchnet.app.cli import main
+from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.data.synth import generate
+from fashionsearchnet.errors import CheckpointError, TrainingError
+from fashionsearchnet.training import trainer as trainer_mod
+from fashionsearchnet.training.checkpoint import load_file, load_run
+from fashionsearchnet.training.trainer import TrainConfig, Trainer, train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "data", 200, seed=3, size=64)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    rc = main(["train", str(data), "--out", str(out), "--preset", "tiny", "--method", "attribute,no_aam,fsn_region",
+               "--epochs", "5,3,5", "--seed", "1"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_every_method_with_schema_and_preprocessing(run, data):
+    for m in ("attribute", "no_aam", "fsn"):
+        model, meta = load_run(run / m)
+        assert meta["method"] == m and meta["preprocessing"].size == 64
+        assert meta["schema"] == load_dataset(data).schema
+        assert [p.shape for p in meta["prototypes"]] == [(c, 16) for c in meta["schema"].num_classes]
+        assert all(np.isfinite(p).all() for p in meta["prototypes"])
+        assert model.lam.shape == (6, 5) and model.W.shape == (6, 80, 32)
+    # stage 1 is shared: identical backbone weights before stage 2
+    ck = load_file(run / "attribute" / "checkpoint.pt")
+    assert ck["metrics"]["stage1"] == load_file(run / "fsn" / "checkpoint.pt")["metrics"]["stage1"]
+
+
+def test_losses_fall(run):
+    m = load_file(run / "fsn" / "checkpoint.pt")["metrics"]
+    s1, s2, s3 = m["stage1"], m["stage2"], m["stage3"]
+    assert s1[-1]["loss"] < s1[0]["loss"] - 0.05
+    assert s2[-1]["loss"] < s2[0]["loss"]
+    assert s3[-1]["loss"] < s3[0]["loss"]
+
+
+def test_eval_end_to_end(run, data, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(run), str(data), "--json", str(out), "--protocols", "query,manipulation,region"]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert set(res) == {"query", "manipulation", "region"}
+    for proto in res.values():
+        assert set(proto) == {"attribute", "no_aam", "fsn", "fsn_region"}
+        for r in proto.values():
+            if r["n"]:
+                assert 0.0 <= r["top1"] <= r["top30"] <= r["top50"] <= 100.0
+    assert res["manipulation"]["fsn"]["n"] > 0
+
+
+def test_resume_after_interrupt_gives_the_same_model(data, tmp_path, monkeypatch):
+    ds = load_dataset(data)
+    cfg = TrainConfig(preset="tiny", methods=("fsn",), epochs=(1, 2, 1), seed=5, checkpoint_every_s=0.0)
+    ref = train(ds, tmp_path / "ref", cfg)
+    calls = {"n": 0}
+    orig = trainer_mod.batch_triplets
+
+    def boom(*a, **k):  # interrupt in the middle of stage 2, epoch 2 (5 calls per step, 5 steps per epoch)
+        calls["n"] += 5
+        if calls["n"] > 5 * 5 * 8:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "batch_triplets", boom)
+    with pytest.raises(KeyboardInterrupt):
+        train(ds, tmp_path / "cut", cfg)
+    st = load_file(tmp_path / "cut" / "fsn" / "state.pt")
+    assert st["stage"] == 2 and st["epoch"] == 1 and st["step"] > 0  # mid-epoch state of stage 2
+    monkeypatch.setattr(trainer_mod, "batch_triplets", orig)
+    train(ds, tmp_path / "cut", cfg)
+    a = load_file(tmp_path / "ref" / "fsn" / "checkpoint.pt")
+    b = load_file(tmp_path / "cut" / "fsn" / "checkpoint.pt")
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    assert ref["fsn"]["checkpoint"].endswith("checkpoint.pt")
+
+
+def test_empty_training_split_is_a_clear_error(data, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(data, d)
+    csv = (d / "attributes.csv").read_text().splitlines()
+    head = csv[0].split(",")
+    si = head.index("split")
+    rows = [",".join(c if j != si else "gallery" for j, c in enumerate(r.split(","))) for r in csv[1:]]
+    (d / "attributes.csv").write_text("\n".join([csv[0]] + rows) + "\n")
+    with pytest.raises(TrainingError, match="training split has 0 row"):
+        Trainer(load_dataset(d), tmp_path / "r", TrainConfig(preset="tiny"))
+
+
+def test_non_finite_loss_names_stage_and_step(data, tmp_path, monkeypatch):
+    real = trainer_mod.losses.classification_loss
+    n = {"i": 0}
+
+    def nan_on_third(*a, **k):
+        n["i"] += 1
+        out = real(*a, **k)
+        return out * float("nan") if n["i"] == 3 else out
+
+    monkeypatch.setattr(trainer_mod.losses, "classification_loss", nan_on_third)
+    with pytest.raises(TrainingError, match=r"stage 1 \(L_C\): non-finite loss nan at epoch 1 step 3"):
+        train(load_dataset(data), tmp_path / "r", TrainConfig(preset="tiny", methods=("attribute",), epochs=(1, 0, 0)))
+
+
+def test_checkpoint_of_another_schema_is_refused(run, data, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(data, d)
+    schema = json.loads((d / "schema.json").read_text())
+    next(a for a in schema["attributes"] if a["name"] == "color")["values"].append("teal")
+    (d / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(CheckpointError, match=r"another schema .*'color'.*teal"):
+        from fashionsearchnet.training.evaluate import evaluate_run
+        evaluate_run(run, load_dataset(d), ["query"])
+    rc = main(["eval", str(run), str(d), "--json", str(tmp_path / "x.json")])
+    assert rc == 2 and not (tmp_path / "x.json").exists()
+    # resuming a run folder with another schema is refused too
+    with pytest.raises(CheckpointError, match="another schema"):
+        train(load_dataset(d), run, TrainConfig(preset="tiny", seed=1, methods=("fsn",)))
