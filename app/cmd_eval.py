@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run folder written by 'fsn train'")
+    p.add_argument("run", help="run folder written by 'fsn train', or a bundle folder written by 'fsn export'")
     p.add_argument("data", help="dataset folder (the same schema as the run)")
     p.add_argument("--json", required=True, help="write the results here (JSON)")
     p.add_argument("--protocols", default=None, help="comma list of query, manipulation, region, item, adde (default all)")
@@ -22,25 +22,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"),
+                   help="feature extraction backend when RUN is a bundle folder (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.evaluation.protocol import PROTOCOLS, markdown_table
-    from fashionsearchnet.training.evaluate import evaluate_run
-    from fashionsearchnet.training.model import canonical_method
+    from fashionsearchnet.gallery.evaluate import evaluate_bundle, is_bundle
 
     protocols = tuple(x.strip() for x in args.protocols.split(",")) if args.protocols else PROTOCOLS
     bad = [x for x in protocols if x not in PROTOCOLS]
     if bad:
         raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(PROTOCOLS)}")
     methods = None
-    if args.methods:
+    if args.methods and not is_bundle(args.run):
+        from fashionsearchnet.training.model import canonical_method
+
         methods = list(dict.fromkeys(canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()))
     dataset = load_dataset(args.data)
-    result = evaluate_run(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
-                          methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"))
+    if is_bundle(args.run):  # a bundle folder: runtime features + gallery search (no torch)
+        result = evaluate_bundle(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
+                                 backend=args.backend, bars=lambda n, d: bar(n, d, "img"))
+    else:
+        from fashionsearchnet.training.evaluate import evaluate_run
+
+        result = evaluate_run(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
+                              methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -1,0 +1,79 @@
+"""fsn eval BUNDLE DATA (runtime + gallery) gives the same Top-K as the PyTorch reference path on a tiny set."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fashionsearchnet.app.cli import main
+from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.data.synth import synthetic_schema
+
+
+@pytest.fixture(scope="module")
+def run_and_bundle(tmp_path_factory):
+    """A randomly initialised tiny-preset fsn checkpoint on the synthetic schema, and its exported bundle."""
+    from fashionsearchnet.data.preprocess import Preprocessing
+    from fashionsearchnet.export.exporter import export_run
+    from fashionsearchnet.training.model import FashionSearchNet
+    from fashionsearchnet.training.presets import PRESETS
+
+    torch.manual_seed(3)
+    schema, preset = synthetic_schema(), PRESETS["tiny"]
+    model = FashionSearchNet(schema, preset, "fsn").eval()
+    rng = np.random.default_rng(3)
+    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in schema.attributes]
+    root = tmp_path_factory.mktemp("evalrun")
+    ck = {"format": 1, "schema": schema.to_dict(), "preset": preset.to_dict(),
+          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": "fsn",
+          "model": model.state_dict(), "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {}}
+    (root / "run" / "fsn").mkdir(parents=True)
+    torch.save(ck, root / "run" / "fsn" / "checkpoint.pt")
+    export_run(root / "run", root / "bundle", precision="fp32", method="fsn")
+    return root / "run", root / "bundle"
+
+
+def _resplit(src, dst):
+    """tiny_synth with every row in the gallery or the query split (3:1), so the protocols have queries."""
+    import csv
+    import shutil
+
+    dst.mkdir()
+    for p in src.iterdir():
+        if p.name != "attributes.csv":
+            (dst / p.name).symlink_to(p) if p.is_dir() else shutil.copy(p, dst / p.name)
+    with open(src / "attributes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(dst / "attributes.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for i, r in enumerate(rows):
+            w.writerow(dict(r, split="query" if i % 4 == 0 else "gallery"))
+    return dst
+
+
+def test_bundle_eval_matches_the_pytorch_reference(run_and_bundle, tiny_synth, tmp_path):
+    run, bundle = run_and_bundle
+    tiny_synth = _resplit(tiny_synth, tmp_path / "data")
+    protos = "query,manipulation,region,adde"
+    assert main(["eval", str(run), str(tiny_synth), "--json", str(tmp_path / "ref.json"), "--protocols", protos,
+                 "--max-queries", "30"]) == 0
+    assert main(["eval", str(bundle), str(tiny_synth), "--json", str(tmp_path / "rt.json"), "--protocols", protos,
+                 "--max-queries", "30", "--backend", "ort"]) == 0
+    ref = json.loads((tmp_path / "ref.json").read_text())["results"]
+    got = json.loads((tmp_path / "rt.json").read_text())["results"]
+    assert set(got) == set(ref)
+    compared = 0
+    for proto, methods in ref.items():
+        for m in ("fsn", "fsn_region"):
+            assert got[proto][m]["n"] == methods[m]["n"]
+            if methods[m]["n"] == 0:
+                continue
+            for key, val in methods[m].items():
+                if key.startswith("top"):
+                    assert abs(got[proto][m][key] - val) <= 0.5, (proto, m, key, got[proto][m][key], val)
+                    compared += 1
+    assert compared >= 3 * 2 * 6, ref  # at least three protocols with queries, both methods, six Ks
+    assert len(load_dataset(tiny_synth)) == 240
