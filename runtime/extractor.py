@@ -71,7 +71,7 @@ def predicted_attributes(probs: np.ndarray, schema) -> list[dict[str, tuple[str,
 class FeatureExtractor:
     """``with FeatureExtractor(bundle_path, backend="auto") as fx: feats = fx.extract(images)``."""
 
-    def __init__(self, bundle: str | Path | Bundle, backend: str | Backend = "auto", threads: int = 0,
+    def __init__(self, bundle: str | Path | Bundle, backend: str | Backend = "auto", threads: int | None = None,
                  max_batch: int = 64):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         self.backend = backend if isinstance(backend, Backend) else select_backend(

@@ -57,5 +57,6 @@ def test_session_options_threads_and_fp16_level():
     import onnxruntime as ort
 
     so = session_options("fp32", threads=2)
+    assert session_options().intra_op_num_threads == 1
     assert so.intra_op_num_threads == 2 and so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert session_options("fp16").graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED

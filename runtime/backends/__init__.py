@@ -12,7 +12,7 @@ CHOICES = ("auto", "ort", "ort-cpu", "ort-cuda", "ort-trt", "trt")
 AUTO_ORDER = ("trt", "ort-cuda", "ort-cpu")
 
 
-def _make(kind: str, bundle, threads: int, max_batch: int, precision: str | None, rebuild: bool) -> Backend:
+def _make(kind: str, bundle, threads: int | None, max_batch: int, precision: str | None, rebuild: bool) -> Backend:
     if kind == "trt":
         from fashionsearchnet.runtime.backends.trt import TrtBackend
 
@@ -23,7 +23,7 @@ def _make(kind: str, bundle, threads: int, max_batch: int, precision: str | None
                       precision=bundle.precision, threads=threads)
 
 
-def select_backend(kind: str, bundle, threads: int = 0, max_batch: int = 64, precision: str | None = None,
+def select_backend(kind: str, bundle, threads: int | None = None, max_batch: int = 64, precision: str | None = None,
                    rebuild: bool = True) -> Backend:
     """Open the backend ``kind`` for a :class:`~fashionsearchnet.runtime.bundle.Bundle`.
 

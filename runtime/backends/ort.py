@@ -29,10 +29,17 @@ def available(kind: str) -> bool:
     return PROVIDERS[kind][0] in ort.get_available_providers()
 
 
-def session_options(precision: str = "fp32", threads: int = 0, device: str = "cpu"):
+DEFAULT_THREADS = 1
+
+
+def session_options(precision: str = "fp32", threads: int | None = None, device: str = "cpu"):
     """SessionOptions used by the runtime and by export parity checks.
 
-    ``threads`` 0 = ONNX Runtime's default (one per physical core). Graph optimisation ORT_ENABLE_ALL, except
+    ``threads`` None = DEFAULT_THREADS (1), 0 = ONNX Runtime's own default (one per physical core). Measured on
+    the 2-core dev machine (edge backbone, batch 1, shared load): 1 thread 4.2 ms, 2 threads 6.7 ms with
+    spinning / 4.5 ms without, ORT default 8.4 / 4.5 ms; batch 32: 225 vs 186-215 img/s. So one thread and no
+    spin-waiting (a kiosk shares its cores with the gallery search and the HTTP service).
+    Graph optimisation ORT_ENABLE_ALL, except
     fp16 graphs on the CPU provider: ONNX Runtime 1.32's level-99 fusions crash on the fp16 heads graph there,
     so those run at ORT_ENABLE_EXTENDED (fp16 is meant for GPUs; the CPU path only checks it).
     """
@@ -40,7 +47,8 @@ def session_options(precision: str = "fp32", threads: int = 0, device: str = "cp
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.intra_op_num_threads = int(threads)
+    so.intra_op_num_threads = DEFAULT_THREADS if threads is None else int(threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -54,7 +62,7 @@ class OrtBackend(Backend):
     """Two ONNX Runtime sessions (backbone, heads) with IO binding between them."""
 
     def __init__(self, backbone_path: str | Path, heads_path: str | Path, kind: str = "ort-cpu",
-                 precision: str = "fp32", threads: int = 0, device_id: int = 0):
+                 precision: str = "fp32", threads: int | None = None, device_id: int = 0):
         import onnxruntime as ort
 
         if kind not in PROVIDERS:

@@ -1,0 +1,135 @@
+"""``fsn bench BUNDLE --json OUT [--runs 200] [--backends ...]``: batch-1 latency (p50/p99, per stage),
+throughput (best of batch 16/32/64) and peak RSS per available backend, plus the PyTorch eager reference in
+the same run; writes OUT (JSON ``{"<backend>": {...}}``) and OUT with a ``.md`` suffix (table, command, machine)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import shlex
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ALL = ("ort-cpu", "ort-cuda", "trt", "torch-eager", "torch-cuda")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--json", required=True, metavar="OUT", help="result JSON path (a .md table is written beside it)")
+    p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per backend after warm-up (default 200)")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--backends", default=",".join(ALL),
+                   help=f"comma-separated subset of {', '.join(ALL)}; unavailable ones are skipped with the reason")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads for ONNX Runtime and torch (default: runtime default 1 / torch's own; 0 = ORT's all cores)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint for the torch rows (default: the one recorded in the bundle manifest)")
+    p.add_argument("--image-size", type=int, default=256, help="side of the synthetic input images (resized inside)")
+    p.add_argument("--batches", default="16,32,64", help="throughput batch sizes (default 16,32,64)")
+
+
+def _extractor(kind: str, bundle, args):
+    """(extractor, None) or (None, reason skipped)."""
+    from fashionsearchnet.errors import FSNError
+
+    if kind.startswith("torch"):
+        if importlib.util.find_spec("torch") is None:
+            return None, "torch is not installed"
+        ck = args.checkpoint or bundle.manifest.get("run", {}).get("checkpoint")
+        if not ck or not Path(ck).is_file():
+            return None, f"checkpoint {ck!r} not found; pass --checkpoint"
+        import torch
+
+        if kind == "torch-cuda" and not torch.cuda.is_available():
+            return None, "no CUDA device for torch"
+        from fashionsearchnet.export.torch_reference import TorchExtractor
+
+        return TorchExtractor(ck, "cuda" if kind == "torch-cuda" else "cpu", args.threads), None
+    from fashionsearchnet.runtime.extractor import FeatureExtractor
+
+    try:
+        return FeatureExtractor(bundle, backend=kind, threads=args.threads), None
+    except FSNError as e:
+        return None, str(e)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The equivalent ``fsn bench`` command (rebuilt from the parsed arguments)."""
+    parts = ["fsn", "bench", args.bundle, "--json", args.json, "--runs", str(args.runs), "--warmup", str(args.warmup),
+             "--backends", args.backends, "--batches", args.batches, "--image-size", str(args.image_size)]
+    if args.threads is not None:
+        parts += ["--threads", str(args.threads)]
+    if args.checkpoint:
+        parts += ["--checkpoint", args.checkpoint]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+def markdown(results: dict, skipped: dict, meta: dict) -> str:
+    """The benchmark table with the command and machine."""
+    lines = [f"# fsn bench: {meta['bundle']}", "",
+             f"Command: `{meta['command']}`", "",
+             f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} logical cores, {meta['machine']['platform']}; "
+             f"onnxruntime {meta['onnxruntime']}; preset {meta['preset']}, {meta['precision']}, input {meta['input_size']} px; "
+             f"{meta['runs']} timed batch-1 runs after {meta['warmup']} warm-up; synthetic {meta['image_size']} px RGB arrays "
+             "(decode excluded, resize included).", "",
+             "| backend | batch-1 p50 ms | p99 ms | preprocess | backbone | roi | heads | global | throughput img/s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, r in results.items():
+        s = r["stages_ms_p50"]
+        lines.append(f"| {k} | {r['batch1_total_ms_p50']:.2f} | {r['batch1_total_ms_p99']:.2f} | {s['preprocess']:.2f} | "
+                     f"{s['backbone']:.2f} | {s['roi']:.3f} | {s['heads']:.2f} | {s['global']:.3f} | "
+                     f"{r['throughput_ips']:.0f} | {r['peak_rss_mb']:.0f} |")
+    if "torch-eager" in results:
+        ref = results["torch-eager"]["batch1_total_ms_p50"]
+        for k, r in results.items():
+            if k != "torch-eager":
+                lines.append(f"\n{k} vs torch-eager at batch 1: {ref / r['batch1_total_ms_p50']:.2f}x")
+    if skipped:
+        lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())]
+    lines += ["", "Stage columns are p50 ms per batch-1 call. Peak RSS is the process peak so far (backends run in "
+              "table order in one process)."]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    import onnxruntime
+
+    from fashionsearchnet.app.progress import bar
+    from fashionsearchnet.errors import UsageError
+    from fashionsearchnet.runtime.bench import bench_extractor, machine, synthetic_images
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    kinds = [k.strip() for k in args.backends.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ALL]
+    if bad or args.runs < 1:
+        raise UsageError(f"--backends {','.join(bad)}: valid: {', '.join(ALL)}" if bad else "--runs must be >= 1")
+    batches = tuple(int(b) for b in args.batches.split(",") if b.strip())
+    bundle = Bundle.open(args.bundle)
+    images = synthetic_images(64, (args.image_size, args.image_size))
+    results, skipped = {}, {}
+    for kind in kinds:
+        fx, why = _extractor(kind, bundle, args)
+        if fx is None:
+            skipped[kind] = why
+            log.info("bench: skipping %s: %s", kind, why)
+            continue
+        with bar(args.runs, f"bench {kind}", "run") as advance:
+            results[kind] = bench_extractor(fx, images, args.runs, args.warmup, batches, progress=advance)
+        if hasattr(fx, "close"):
+            fx.close()
+        r = results[kind]
+        log.info("%s: batch-1 p50 %.2f ms, p99 %.2f ms, roi %.3f ms, throughput %.0f img/s", kind,
+                 r["batch1_total_ms_p50"], r["batch1_total_ms_p99"], r["roi_ms_p50"], r["throughput_ips"])
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    meta = {"bundle": str(args.bundle), "command": command_line(args),
+            "machine": machine(), "onnxruntime": onnxruntime.__version__,
+            "preset": bundle.manifest.get("run", {}).get("preset", {}).get("name", "?"),
+            "precision": bundle.precision, "input_size": bundle.preprocessing.size, "runs": args.runs,
+            "warmup": args.warmup, "image_size": args.image_size}
+    out.with_suffix(".md").write_text(markdown(results, skipped, meta), encoding="utf-8")
+    log.info("wrote %s and %s", out, out.with_suffix(".md"))
+    return 0
