@@ -215,8 +215,8 @@ class Gallery:
 
     def result(self, row: int, distance: float) -> Result:
         r = self.records[row]
-        pred = {a.name: (a.values[int(self._pred[row, j])], float(self._conf[row, j]))
-                for j, a in enumerate(self.schema.attributes)}
+        pred = {a.name: (a.values[p], c)
+                for a, p, c in zip(self.schema.attributes, self._pred[row].tolist(), self._conf[row].tolist())}
         return Result(r["id"], r.get("item_id"), r.get("path", r["id"]), float(distance), pred,
                       dict(r.get("metadata", {})), int(row))
 
@@ -409,7 +409,9 @@ class Gallery:
         return self.bundle.method
 
     def _ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, filtered: bool, allowed: int):
-        """Candidates from the hnsw indices (filtered in the graph walk when a filter is set), exactly re-ranked."""
+        """Candidates from the hnsw indices (filtered in the graph walk when a filter is set). One manipulation:
+        hnsw's own distances; several: the union of each set's candidates, scored with the vectors the indices
+        store. Query-side math avoids multi-threaded BLAS (tiny products stall on a busy machine)."""
         if self.indices is None:
             raise GalleryError(f"{self.root}: method {self.method} has no approximate index; search exactly")
         manip = image_level(request, self.schema)
@@ -422,15 +424,26 @@ class Gallery:
         else:
             allow = None
             per = min(per + int(allowed < len(self)), len(self))  # one more when the query item is excluded
-        cands = []
-        for s in sets:
-            qf = global_features(qa, self.params.lam, self.params.W, s)
-            labels, _ = ann.query(self.indices[s], qf, per, self.hnsw.ef, allow)
-            cands.append(labels[0])
+        qfs = {s: _project_one(qa[0], self.params.lam[s], self.params.W[s]) for s in sets}
+        if len(sets) == 1:
+            labels, dist = ann.query(self.indices[sets[0]], qfs[sets[0]][None], per, self.hnsw.ef, allow)
+            rows, d = labels[0], dist[0].astype(np.float64)
+            keep = mask[rows]
+            return rows[keep], d[keep]
+        cands = [ann.query(self.indices[s], qfs[s][None], per, self.hnsw.ef, allow)[0][0] for s in sets]
         rows = np.unique(np.concatenate(cands))
         rows = rows[mask[rows]]
-        d = score(self.params, q, request, self.features.take(rows), self.method)[0]
-        return rows, d
+        d = np.zeros(len(rows), np.float64)
+        for s in sets:
+            g = np.asarray(self.indices[s].get_items(rows), np.float64)
+            d += ((g - qfs[s]) ** 2).sum(1)
+        return rows, d / len(sets)
+
+
+def _project_one(reps: np.ndarray, lam_row: np.ndarray, W_s: np.ndarray) -> np.ndarray:
+    """Eq. 7 for one image without BLAS: (A, D) reps, (A,) lam, (A*D, G) W -> (G,) float64."""
+    x = (reps.astype(np.float64) * lam_row.astype(np.float64)[:, None]).reshape(-1)
+    return np.einsum("k,kg->g", x, W_s, optimize=False)
 
 
 # ---- file helpers -----------------------------------------------------------------------------------
