@@ -25,7 +25,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import quote
 
 import anyio
@@ -160,8 +160,11 @@ SEARCH_BODY_DOC = {
 }
 
 
-def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_background: bool = True) -> FastAPI:
-    """The FastAPI app around ``backend``; ``backend.load()`` runs in a thread at start-up (/health 503 until done)."""
+def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_background: bool = True,
+               on_load_failed: Callable[[str], None] | None = None) -> FastAPI:
+    """The FastAPI app around ``backend``; ``backend.load()`` runs in a thread at start-up (/health 503 until done).
+
+    ``on_load_failed(message)`` is called when loading raises (``fsn serve`` stops the server and exits 2)."""
     limits = limits or Limits()
     state = _State()
 
@@ -172,6 +175,8 @@ def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_bac
         except Exception as e:  # reported by /health and the log; the process keeps answering 503
             state.status, state.error = "failed", one_line(str(e))
             log.error("loading failed: %s", state.error, exc_info=not isinstance(e, FSNError))
+            if on_load_failed is not None:
+                on_load_failed(state.error)
             return
         state.loaded_s = time.perf_counter() - t0
         state.status = "ready"

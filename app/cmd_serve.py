@@ -1,0 +1,63 @@
+"""fsn serve GALLERY [--host 127.0.0.1] [--port 8080] [--backend auto] [--bundle BUNDLE]: the local HTTP service
+and kiosk page (GET /). /health answers 503 until the model is loaded and warmed up."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("gallery", help="gallery folder written by 'fsn index'")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "ort-cpu", "ort-cuda", "ort-trt", "trt"),
+                   help="feature extraction backend for uploaded photos (default auto: trt, ort-cuda, ort-cpu)")
+    p.add_argument("--bundle", default=None, help="bundle folder (default: the one the gallery was built with)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (default 0 = all cores)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
+    p.add_argument("--max-side", type=int, default=8192, help="largest image width/height in pixels (default 8192)")
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="model/search calls running at once; others wait off the event loop (default 2)")
+    p.add_argument("--log-requests", action="store_true", help="log every request (uvicorn access log)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.server import Limits, create_app
+    from fashionsearchnet.errors import GalleryError, UsageError
+
+    gallery = Path(args.gallery)
+    if not (gallery / "CURRENT").is_file():
+        raise GalleryError(f"{gallery}: not a gallery folder (no CURRENT); build one with "
+                           f"`fsn index BUNDLE DATA --out {gallery}`")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: give 0..65535")
+    if args.concurrency < 1 or args.max_upload_mb <= 0 or args.max_side < 32:
+        raise UsageError("--concurrency must be >= 1, --max-upload-mb > 0 and --max-side >= 32")
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
+                    concurrency=args.concurrency)
+    backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)
+    server: uvicorn.Server | None = None
+
+    def stop(message: str) -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(backend, limits, on_load_failed=stop)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=args.log_requests,
+                            timeout_keep_alive=5, limit_concurrency=256, h11_max_incomplete_event_size=64 * 1024)
+    server = uvicorn.Server(config)
+    log.info("serving %s on http://%s:%d/ (kiosk page at /, API docs at /docs); /health is 503 until the model is "
+             "warmed up", gallery, args.host, args.port)
+    server.run()
+    state = app.state.fsn
+    backend.close()
+    if state.status == "failed":
+        log.error("the service could not load: %s", state.error)
+        return 2
+    return 0

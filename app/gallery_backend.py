@@ -1,0 +1,143 @@
+"""The service's SearchBackend on a published gallery (gallery/gallery.py ``Gallery.search``) and its bundle
+(runtime/extractor.py ``FeatureExtractor``). No torch.
+
+One extractor is shared by every request: model runs are serialised by a lock (ONNX Runtime already uses
+every core for one image); searches run concurrently under the gallery's own read lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
+from fashionsearchnet.errors import GalleryError
+
+log = logging.getLogger(__name__)
+
+WARMUP_RUNS = 3
+
+
+def query_info(feats: Any, schema: Any, width: int, height: int, item_id: str | None = None) -> QueryInfo:
+    """QueryInfo of the first image of an extractor ``Features``: predicted attributes and pixel boxes."""
+    pred = {a: {"value": v, "confidence": round(float(c), 4)} for a, (v, c) in feats.predicted[0].items()}
+    lim = np.array([width, height, width, height], np.float64)
+    clip = lambda b: tuple(float(v) for v in np.clip(np.asarray(b, np.float64), 0.0, lim))  # noqa: E731
+    boxes = [Box(a.name, "attribute", clip(b)) for a, b in zip(schema.attributes, feats.pixel_boxes("attr")[0])]
+    boxes += [Box(r.name, "region", clip(b)) for r, b in zip(schema.regions, feats.pixel_boxes("region")[0])]
+    return QueryInfo(width, height, pred, boxes, item_id)
+
+
+class GalleryBackend:
+    """Open ``gallery`` (and the bundle it was built with, or ``bundle``) on ``load()``."""
+
+    def __init__(self, gallery: str | Path, bundle: str | Path | None = None, backend: str = "auto",
+                 threads: int = 0, cache_items: int = 512):
+        self.gallery_path, self.bundle_path, self.backend_kind = Path(gallery), bundle, backend
+        self.threads, self.cache_items = threads, cache_items
+        self.gallery: Any = None
+        self.fx: Any = None
+        self._model_lock = threading.Lock()
+        self._cache: OrderedDict[str, QueryInfo] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    def load(self) -> None:
+        from fashionsearchnet.gallery.gallery import Gallery
+        from fashionsearchnet.runtime.bundle import Bundle
+        from fashionsearchnet.runtime.extractor import FeatureExtractor
+
+        g = Gallery.open(self.gallery_path)
+        if len(g) == 0:
+            raise GalleryError(f"{self.gallery_path}: the gallery is empty; index a catalogue with `fsn index`")
+        bundle = Bundle.open(self.bundle_path or g.bundle.path)
+        g.check_bundle(bundle)
+        self.fx = FeatureExtractor(bundle, backend=self.backend_kind, threads=self.threads)
+        self.gallery = g
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Run the model and a search a few times so the first shopper does not pay for lazy initialisation."""
+        rng = np.random.default_rng(0)
+        img = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        for _ in range(WARMUP_RUNS):
+            with self._model_lock:
+                self.fx.extract(img, batch_size=1)
+        first = next(iter(self.gallery._by_id))
+        self.gallery.search(first, None, k=min(10, len(self.gallery)))
+
+    @property
+    def schema(self):
+        if self.gallery is None:
+            raise GalleryError(f"{self.gallery_path}: not loaded yet; call load() first")
+        return self.gallery.schema
+
+    def describe(self) -> dict[str, Any]:
+        g = self.gallery
+        return {"gallery": str(self.gallery_path), "items": len(g), "method": g.method,
+                "backend": self.fx.backend_name, "bundle": str(self.fx.bundle.path)}
+
+    def close(self) -> None:
+        if self.fx is not None:
+            self.fx.close()
+
+    # ---- catalogue ----------------------------------------------------------------------------------
+    def _item(self, row: int) -> dict[str, Any]:
+        d = self.gallery.result(row, 0.0).to_dict()
+        d.pop("distance", None)
+        d.pop("path", None)
+        return d
+
+    def catalogue(self, offset: int, limit: int, filters: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
+        rows = np.flatnonzero(self.gallery.filter_mask(list(filters)))
+        return int(len(rows)), [self._item(int(r)) for r in rows[offset:offset + limit]]
+
+    def image_path(self, item_id: str) -> Path:
+        g = self.gallery
+        return Path(g.records[g.row_of(item_id)]["path"])
+
+    # ---- search -------------------------------------------------------------------------------------
+    def _extract(self, image: Any):
+        with self._model_lock:
+            return self.fx.extract(image, batch_size=1)
+
+    def _item_info(self, item_id: str) -> QueryInfo:
+        """Predicted attributes and attribute + region boxes of a gallery item (extracted once, cached)."""
+        with self._cache_lock:
+            if item_id in self._cache:
+                self._cache.move_to_end(item_id)
+                return self._cache[item_id]
+        from fashionsearchnet.data.preprocess import read_image
+
+        rgb = read_image(self.image_path(item_id))
+        info = query_info(self._extract(rgb), self.schema, rgb.shape[1], rgb.shape[0], item_id)
+        with self._cache_lock:
+            self._cache[item_id] = info
+            while len(self._cache) > self.cache_items:
+                self._cache.popitem(last=False)
+        return info
+
+    def search(self, query: np.ndarray | str, sets: Sequence[str], filters: Sequence[str], k: int) -> Answer:
+        from fashionsearchnet.gallery.scoring import FeatureTable, Request
+
+        g = self.gallery
+        request = Request.parse(list(sets), g.schema)
+        if isinstance(query, str):
+            row = g.row_of(query)
+            item_id = g.records[row]["id"]
+            info = self._item_info(item_id)
+            res = g.search(item_id, request, k=k, filters=list(filters))
+        else:
+            f = self._extract(query)
+            info = query_info(f, g.schema, query.shape[1], query.shape[0])
+            res = g.search(FeatureTable(f.attr_reps, f.region_reps, f.probs), request, k=k, filters=list(filters))
+        results = []
+        for r in res.results:
+            d = r.to_dict()
+            d.pop("path", None)
+            results.append(d)
+        return Answer(info, results, res.method, res.exact, res.candidates)
