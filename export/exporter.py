@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def resolve_run(run: str | Path, method: str = "fsn") -> Path:
     """RUN folder, RUN/<method> folder or checkpoint file -> the checkpoint file (CheckpointError if absent)."""
     p = Path(run)
+    method = {"fsn_region": "fsn"}.get(method, method)  # the same trained model, searched with region awareness
     for cand in (p, p / method / "checkpoint.pt", p / "checkpoint.pt"):
         if cand.is_file():
             return cand
