@@ -81,6 +81,7 @@ class FashionSearchNet(nn.Module):
         self.conv5 = nn.Conv2d(ch[4], p.conv5, 3, padding=1)
         self.conv6 = nn.Conv2d(ch[5], p.conv6, 3, padding=1)
         self.conv7 = nn.Conv2d(ch[6], p.conv7, 3, padding=1)
+        self.norms = nn.ModuleList([nn.BatchNorm2d(c) if p.batch_norm else nn.Identity() for c in p.channels])
         self.num_classes = schema.num_classes
         self.offsets = tuple(int(x) for x in np.cumsum((0,) + self.num_classes))
         self.classifier = nn.Linear(p.conv7, sum(self.num_classes))  # w_a of eq. 2/3, all attributes stacked
@@ -119,15 +120,16 @@ class FashionSearchNet(nn.Module):
     # ---- graph 1 ---------------------------------------------------------------------------------
     def forward_backbone(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything the backbone computes, with the classifier logits (training needs them)."""
-        x = F.relu(self.conv1(images))
+        n = self.norms
+        x = F.relu(n[0](self.conv1(images)))
         x = F.max_pool2d(x, 3, 2)
-        x = F.relu(self.conv2(x))
+        x = F.relu(n[1](self.conv2(x)))
         x = F.max_pool2d(x, 3, 2)
-        x = F.relu(self.conv3(x))
-        x = F.relu(self.conv4(x))
-        conv5 = F.relu(self.conv5(x))
-        x = F.relu(self.conv6(conv5))
-        conv7 = F.relu(self.conv7(x))
+        x = F.relu(n[2](self.conv3(x)))
+        x = F.relu(n[3](self.conv4(x)))
+        conv5 = F.relu(n[4](self.conv5(x)))
+        x = F.relu(n[5](self.conv6(conv5)))
+        conv7 = F.relu(n[6](self.conv7(x)))
         logits = self.classifier(conv7.mean(dim=(2, 3)))  # GAP (eq. 1, mean instead of sum: a scale)
         cams = torch.einsum("bkhw,ck->bchw", conv7, self.classifier.weight)  # eq. 3 for every class
         probs, aams, attr_maps = [], [], []

@@ -266,7 +266,7 @@ class Trainer:
             blocks = [o["logits"][:, offs[a]:offs[a + 1]] for a in range(len(offs) - 1)]
             return loss, {"acc": self._accuracy([b.detach() for b in blocks], y)}
 
-        params = [p for n, p in model.named_parameters() if n.startswith(("conv", "classifier"))]
+        params = [p for n, p in model.named_parameters() if n.startswith(("conv", "norms", "classifier"))]
         st = _Stage(self, 1, "L_C", path, model, params, self.cfg.epochs[0], len(self.train_rows),
                     self.cfg.batch_size, step, {})
         return model, st.run(resume)
