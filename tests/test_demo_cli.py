@@ -1,0 +1,56 @@
+"""fsn demo: every step builds, the report shows the example searches, a rerun reuses what exists."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+
+from fashionsearchnet.app.cli import main
+from fashionsearchnet.app.demo import DemoConfig, build
+
+
+def test_demo_builds_every_step_and_writes_the_report(kiosk_demo):
+    res, cfg = kiosk_demo
+    assert set(res.steps) == {"data", "run", "bundle", "gallery", "report"}
+    assert not any(v["reused"] for v in res.steps.values())
+    for sub in ("data/attributes.csv", "run/fsn/checkpoint.pt", "bundle/manifest.json", "gallery/CURRENT"):
+        assert (res.out / sub).is_file(), sub
+    page = res.report.read_text(encoding="utf-8")
+    assert page.count("<section><h2>") == 3 + 1  # photo, attribute change, region change, how to serve
+    assert "--set color=" in page and re.search(r"--set \w+:\w+=\w+", page)  # attribute and region examples
+    # every result is a picture with its distance; the query picture is inline too (self-contained page)
+    assert page.count('<figure class="r') == 3 * cfg.k
+    assert page.count("data:image/jpeg;base64,") == 3 * cfg.k + 3
+    assert "fsn serve" in page and "http://" not in page.replace("http://127.0.0.1:8080/", "")
+
+
+def test_demo_rerun_reuses_everything_and_prints_how_to_serve(kiosk_demo, capsys):
+    res, cfg = kiosk_demo
+    t0 = time.perf_counter()
+    rc = main(["demo", "--out", str(res.out), "--count", str(cfg.count), "--size", str(cfg.size), "--seed", str(cfg.seed),
+               "--preset", cfg.preset, "--epochs", ",".join(map(str, cfg.epochs)), "--lr", str(cfg.lr)])
+    took = time.perf_counter() - t0
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "data reused, run reused, bundle reused, gallery reused" in out
+    assert str(res.report) in out and f"fsn serve {res.gallery}" in out
+    assert took < 30
+
+
+def test_demo_rebuilds_only_what_is_damaged(kiosk_demo, tmp_path):
+    res, cfg = kiosk_demo
+    copy = tmp_path / "demo"
+    shutil.copytree(res.out, copy)
+    (copy / "gallery" / "CURRENT").unlink()
+    again = build(copy, cfg)
+    assert [k for k, v in again.steps.items() if not v["reused"]] == ["gallery", "report"]
+    # a changed training setting invalidates the run and everything after it, not the catalogue
+    state = (copy / "demo.json").read_text()
+    assert '"run"' in state
+
+
+def test_demo_refuses_a_too_small_catalogue(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--count", "10"]) == 2
+    assert "--count 10" in capsys.readouterr().err
