@@ -56,7 +56,7 @@ def _localisation(run: Path, dataset, rows: np.ndarray, device: str) -> dict:
     return {"images": int(len(rows)), "aam_box_iou": attr, "region_box_iou": reg, "whole_map_iou": base}
 
 
-def _train_eval(data: Path, run: Path, args, protocols) -> dict:
+def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] | None = None) -> dict:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.training.evaluate import evaluate_run
@@ -64,7 +64,7 @@ def _train_eval(data: Path, run: Path, args, protocols) -> dict:
 
     ds = load_dataset(data)
     cfg = TrainConfig(preset=args.preset, methods=("attribute", "no_aam", "fsn"), device=args.device, seed=args.seed,
-                      epochs=args.epochs, batch_size=args.batch_size)
+                      epochs=epochs or args.epochs, batch_size=args.batch_size)
     bars = lambda n, d: bar(n, d)  # noqa: E731
     t0 = time.monotonic()
     summary = train(ds, run, cfg, bars=bars)
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preset", default="edge")
     ap.add_argument("--epochs", default="10,10,10")
+    ap.add_argument("--real-epochs", default=None, help="epochs for the real catalogue (default: --epochs)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-queries", type=int, default=None)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     e = [int(x) for x in args.epochs.split(",")]
     args.epochs = tuple(e * 3 if len(e) == 1 else e)
+    re_ = [int(x) for x in (args.real_epochs or ",".join(map(str, args.epochs))).split(",")]
+    args.real_epochs = tuple(re_ * 3 if len(re_) == 1 else re_)
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         rdata = work / "fashion-product"
         if not (rdata / "attributes.csv").is_file():
             fashion_product_to_dataset(args.real, rdata)
-        real = _train_eval(rdata, work / f"run-real-{args.preset}", args, ("query", "manipulation", "item"))
+        real = _train_eval(rdata, work / f"run-real-{args.preset}", args, ("query", "manipulation", "item"),
+                           epochs=args.real_epochs)
         real.pop("dataset_obj")
     else:
         logging.getLogger("train_methods").info("skipping the real catalogue: %s/labels.csv not found", args.real)
