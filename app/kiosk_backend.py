@@ -76,19 +76,6 @@ class SearchBackend(Protocol):
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------------
-def cells_to_pixels(box: Sequence[float], grid_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[float, ...]:
-    """An inclusive conv5 cell box ``[x0, y0, x1, y1]`` on an ``h x w`` grid -> image pixels, x1/y1 exclusive.
-
-    Cell ``i`` covers pixels ``[i * W / w, (i + 1) * W / w)``; the network sees the whole image resized to a
-    square, so x and y scale separately.
-    """
-    h, w = grid_hw
-    H, W = image_hw
-    x0, y0, x1, y1 = (float(v) for v in box)
-    sx, sy = W / w, H / h
-    return (max(0.0, x0 * sx), max(0.0, y0 * sy), min(float(W), (x1 + 1) * sx), min(float(H), (y1 + 1) * sy))
-
-
 def check_sets(sets: Sequence[str], schema: Schema) -> list[tuple[str | None, str, str]]:
     """Parse ``["attr=value", "region:attr=value"]`` -> [(region or None, attr, value)].
 
@@ -156,5 +143,5 @@ def check_k(k: Any, k_max: int) -> int:
     return kk
 
 
-__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "cells_to_pixels", "check_k", "check_sets",
+__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "check_k", "check_sets",
            "schema_description", "valid_choices", "SchemaError"]
