@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     m = res["machine"]
-    md = [f"# fsn serve load test", "", f"Command: `{res['command']}`", "",
+    md = ["# fsn serve load test", "", f"Command: `{res['command']}`", "",
           f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}, "
           f"load average at start {', '.join(f'{x:.1f}' for x in m['load_avg_at_start'])}", "",
           "| measure | value | target |", "|---|---|---|",

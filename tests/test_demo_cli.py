@@ -1,14 +1,15 @@
 """fsn demo: every step builds, the report shows the example searches, a rerun reuses what exists."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import time
 
-import pytest
 
 from fashionsearchnet.app.cli import main
-from fashionsearchnet.app.demo import DemoConfig, build
+from fashionsearchnet.app.demo import _fresh, build
 
 
 def test_demo_builds_every_step_and_writes_the_report(kiosk_demo):
@@ -46,9 +47,11 @@ def test_demo_rebuilds_only_what_is_damaged(kiosk_demo, tmp_path):
     (copy / "gallery" / "CURRENT").unlink()
     again = build(copy, cfg)
     assert [k for k, v in again.steps.items() if not v["reused"]] == ["gallery", "report"]
-    # a changed training setting invalidates the run and everything after it, not the catalogue
-    state = (copy / "demo.json").read_text()
-    assert '"run"' in state
+    # a changed training setting invalidates the run (and so what follows it), not the catalogue
+    state = json.loads((copy / "demo.json").read_text())
+    other = dataclasses.replace(cfg, lr=cfg.lr * 2)
+    assert _fresh(state, "data", other, lambda: True) and not _fresh(state, "run", other, lambda: True)
+    assert _fresh(state, "run", cfg, lambda: True) and not _fresh(state, "run", cfg, lambda: False)
 
 
 def test_demo_refuses_a_too_small_catalogue(tmp_path, capsys):

@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 import cv2
 import numpy as np
-import pytest
 
 from fashionsearchnet.gallery.gallery import Gallery
 from fashionsearchnet.gallery.scoring import Request

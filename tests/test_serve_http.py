@@ -1,7 +1,6 @@
 """The HTTP layer (app/server.py) against a planted-truth backend: routes, bad input, readiness, limits."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 
