@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
+MIX = {"item": "item searches", "upload": "640x480 uploads", "both": "item searches + uploads"}
 TARGETS = {"upload_p50_ms": 30.0, "upload_p99_ms": 80.0, "rps": 50.0, "errors": 0}
 
 
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load (default 60)")
     ap.add_argument("--uploads", type=int, default=200, help="sequential 640x480 JPEG uploads (default 200)")
     ap.add_argument("--threads", type=int, default=0, help="server ONNX Runtime threads (default 0 = all cores)")
+    ap.add_argument("--mix", choices=("item", "upload", "both"), default="item",
+                    help="sustained-load requests: item searches with manipulations (default), 640x480 uploads, or both")
     ap.add_argument("--out", default="benchmarks/results/load_serve", help="output path without suffix")
     args = ap.parse_args(argv)
     if bool(args.gallery) == bool(args.url):
@@ -173,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         def worker(i: int) -> None:
             rng = random.Random(i)
             cl = Client(host, port)
+            n = 0
             while time.perf_counter() < stop:
-                b = json.dumps({"item_id": rng.choice(ids), "sets": rng.choice(sets_pool), "k": 12}).encode()
+                n += 1
+                if args.mix == "upload" or (args.mix == "both" and n % 2):
+                    b, ct = body, ctype
+                else:
+                    b = json.dumps({"item_id": rng.choice(ids), "sets": rng.choice(sets_pool), "k": 12}).encode()
+                    ct = "application/json"
                 t0 = time.perf_counter()
-                status, _ = cl.post(b, "application/json")
+                status, _ = cl.post(b, ct)
                 lat[i].append((time.perf_counter() - t0) * 1e3)
                 errs[i] += status != 200
 
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(all_lat)
     res = {
         "command": " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1], *sys.argv]),
-        "machine": machine(), "url": url, "clients": args.clients, "duration_s": round(elapsed, 1),
+        "machine": machine(), "url": url, "clients": args.clients, "mix": args.mix, "duration_s": round(elapsed, 1),
         "upload_640x480": {"n": len(up_ms), "p50_ms": round(pct(up_ms, 50), 2), "p99_ms": round(pct(up_ms, 99), 2),
                            "errors": up_err, "jpeg_bytes": len(photo)},
         "load": {"requests": n, "rps": round(n / elapsed, 1), "errors": int(sum(errs)),
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
           "| measure | value | target |", "|---|---|---|",
           f"| POST /search, uploaded 640x480 JPEG, p50 | {res['upload_640x480']['p50_ms']} ms | <= 30 ms |",
           f"| POST /search, uploaded 640x480 JPEG, p99 | {res['upload_640x480']['p99_ms']} ms | <= 80 ms |",
-          f"| {args.clients} clients x {res['duration_s']} s, item searches: throughput | {res['load']['rps']} req/s | >= 50 |",
+          f"| {args.clients} clients x {res['duration_s']} s, {MIX[args.mix]}: throughput | {res['load']['rps']} req/s | >= 50 |",
           f"| same: errors | {res['load']['errors']} of {n} | 0 |",
           f"| same: latency p50 / p99 | {res['load']['p50_ms']} / {res['load']['p99_ms']} ms | |",
           f"| server RSS start / end / max | {res['rss_mb']['start']} / {res['rss_mb']['end']} / {res['rss_mb']['max']} MB | flat |",

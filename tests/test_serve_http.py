@@ -212,3 +212,25 @@ def test_openapi_and_page(client):
     assert "http://" not in page.text and "https://" not in page.text  # offline: no CDN
     js = client.get("/static/kiosk.js").text
     assert "http://" not in js and "https://" not in js
+
+
+def test_model_work_is_bounded_by_the_concurrency_limit(tmp_path):
+    backend = FakeBackend(tmp_path / "cat", delay_s=1.0)
+    statuses: list[int] = []
+    with TestClient(create_app(backend, Limits(concurrency=2))) as c:
+        wait_ready(c)
+
+        def one(i: int) -> None:
+            statuses.append(c.post("/search", json={"item_id": f"images/{i:03d}.png", "k": 3}).status_code)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        health = c.get("/health")  # the event loop answers while model work waits in the pool
+        t_health = time.perf_counter() - t0
+        for t in threads:
+            t.join(20)
+    assert statuses == [200] * 6
+    assert backend.max_active == 2
+    assert health.status_code == 200 and t_health < 0.9  # well before one search (1 s) is done
