@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=args.log_requests,
                             timeout_keep_alive=5, limit_concurrency=256, h11_max_incomplete_event_size=64 * 1024)
     server = uvicorn.Server(config)
-    log.info("serving %s on http://%s:%d/ (kiosk page at /, API docs at /docs); /health is 503 until the model is "
+    log.info("serving %s on http://%s:%d/ (kiosk page at /, OpenAPI spec at /openapi.json); /health is 503 until the model is "
              "warmed up", gallery, args.host, args.port)
     server.run()
     state = app.state.fsn

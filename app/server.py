@@ -10,7 +10,7 @@
 - ``POST /search``: multipart (``image`` file, or ``item_id``; ``sets``, ``filters`` repeated; ``k``) or JSON
   (``{"item_id", "sets", "filters", "k"}``) -> the query's predicted attributes and attention boxes (image
   pixels) and the ranked results.
-- ``GET /openapi.json``, ``GET /docs``: the OpenAPI spec.
+- ``GET /openapi.json``: the OpenAPI spec (no /docs page: FastAPI's pulls scripts from a CDN).
 
 Client mistakes never give a 500: too large a body -> 413, not an image -> 400, malformed JSON -> 400,
 unknown attribute/value/region -> 422 with the valid choices, unknown item -> 404. Model work runs in a
@@ -191,7 +191,8 @@ def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_bac
             await anyio.to_thread.run_sync(_load)
         yield
 
-    app = FastAPI(title="FashionSearchNet Edge kiosk service", version="1", lifespan=lifespan,
+    # /docs and /redoc are off: FastAPI serves them with scripts from a CDN, and kiosks are offline.
+    app = FastAPI(title="FashionSearchNet Edge kiosk service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Attribute- and region-manipulable fashion search (Ak et al., CVPR 2018) on a kiosk.")
     app.state.fsn = state
     app.state.backend = backend
@@ -215,7 +216,7 @@ def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_bac
         errs = e.errors()
         first = errs[0] if errs else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": one_line(f"{where}: {first.get('msg', 'invalid')}; see /docs"), "detail": errs},
+        return JSONResponse({"error": one_line(f"{where}: {first.get('msg', 'invalid')}; see /openapi.json"), "detail": errs},
                             status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
