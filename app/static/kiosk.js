@@ -48,7 +48,6 @@
     b.type = "button"; b.className = "card"; b.dataset.testid = "card"; b.dataset.id = item.id;
     const p = item.predicted || {};
     for (const k in p) b.dataset["attr_" + k] = p[k].value;
-    if (opts.hit) b.classList.add("hit");
     const img = document.createElement("img");
     img.loading = "lazy"; img.alt = item.item_id || item.id; img.src = item.image_url;
     const meta = document.createElement("div"); meta.className = "meta";
@@ -58,7 +57,6 @@
     const extra = Object.keys(p).filter((k) => k !== "color" && k !== "category").map((k) => pretty(p[k].value));
     if (extra.length) { meta.appendChild(document.createElement("br")); meta.appendChild(document.createTextNode(extra.join(" · "))); }
     if (item.metadata && item.metadata.price) { meta.appendChild(document.createElement("br")); meta.appendChild(document.createTextNode("€ " + item.metadata.price)); }
-    if (opts.hit) { const h = document.createElement("div"); h.className = "dist"; h.textContent = "✓ matches your change"; meta.appendChild(h); }
     b.appendChild(img); b.appendChild(meta);
     b.addEventListener("click", () => chooseItem(item));
     return b;
@@ -67,12 +65,7 @@
   function renderGrid(items, mode) {
     const grid = $("grid");
     grid.replaceChildren();
-    const wanted = [...state.sets.entries()].filter(([k]) => !k.includes(":"));
-    for (const it of items) {
-      const hit = mode === "results" && wanted.length > 0 &&
-        wanted.every(([a, v]) => it.predicted && it.predicted[a] && it.predicted[a].value === v);
-      grid.appendChild(card(it, { hit }));
-    }
+    for (const it of items) grid.appendChild(card(it, {}));
     state.mode = mode; state.seq += 1;
     grid.dataset.mode = mode; grid.dataset.seq = String(state.seq);
     grid.dataset.sets = [...state.sets.entries()].map(([k, v]) => k + "=" + v).join(",");
