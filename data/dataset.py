@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from fashionsearchnet.data.schema import Attribute, Region, Schema
+from fashionsearchnet.data.schema import Attribute, Schema
 from fashionsearchnet.errors import DatasetError, SchemaError
 
 CSV_NAME = "attributes.csv"

@@ -21,7 +21,8 @@ from fashionsearchnet.errors import UsageError
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import check_parity
 from fashionsearchnet.export.trt_compat import check_graph
-from fashionsearchnet.runtime.bundle import BUNDLE_FORMAT, FORMAT_VERSION, MANIFEST, PARAMS, sha256_file
+from fashionsearchnet.fileio import sha256_file
+from fashionsearchnet.runtime.bundle import BUNDLE_FORMAT, FORMAT_VERSION, MANIFEST, PARAMS
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fashionsearchnet.errors import CheckpointError
-from fashionsearchnet.runtime.bundle import sha256_file
+from fashionsearchnet.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

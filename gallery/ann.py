@@ -5,7 +5,7 @@ gallery manifest. ``knn_query`` must not run while ``add_items`` runs: the Galle
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

@@ -58,9 +58,7 @@ def normalized_boxes(attr_boxes: np.ndarray, map_hw: tuple[int, int]) -> np.ndar
 
 def search_params(bundle: Any) -> SearchParams:
     """The gallery's SearchParams from a runtime Bundle (region_weight from the manifest, default 0.3)."""
-    p = bundle.params
-    return SearchParams(bundle.schema, list(p.prototypes), p.lam, p.W,
-                        float(bundle.manifest.get("region_weight", 0.3)))
+    return bundle.params
 
 
 def _plan_key(bundle_sha: str, records: list[dict[str, Any]], batch_size: int) -> str:

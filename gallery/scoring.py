@@ -23,7 +23,7 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.runtime.features import global_representation
+from fashionsearchnet.runtime.features import SearchParams, global_representation  # noqa: F401 - re-exported
 
 METHODS = ("fsn", "fsn_region", "no_aam", "attribute")
 _CHUNK = 16384  # gallery rows per distance block (bounds the float64 temporaries)
@@ -98,44 +98,6 @@ def image_level(request: Request, schema: Schema) -> dict[int, int]:
 
 
 # ---- parameters and features ----------------------------------------------------------------------
-@dataclass
-class SearchParams:
-    """What a search needs from a trained model: prototypes (C_a, D) per attribute, lam (A+1, A), W (A+1, A*D, G)."""
-
-    schema: Schema
-    prototypes: list[np.ndarray]
-    lam: np.ndarray
-    W: np.ndarray
-    region_weight: float = 0.3
-
-    def __post_init__(self) -> None:
-        A = len(self.schema.attributes)
-        if len(self.prototypes) != A:
-            raise UsageError(f"SearchParams.prototypes: {len(self.prototypes)} arrays for {A} attributes; give one per attribute")
-        for a, (p, attr) in enumerate(zip(self.prototypes, self.schema.attributes)):
-            if p.ndim != 2 or p.shape[0] != len(attr.values):
-                raise UsageError(
-                    f"SearchParams.prototypes[{a}] ({attr.name}): shape {p.shape}, expected ({len(attr.values)}, D)"
-                )
-        self.lam = np.asarray(self.lam)
-        self.W = np.asarray(self.W)
-        D = self.prototypes[0].shape[1]
-        if self.lam.shape != (A + 1, A):
-            raise UsageError(f"SearchParams.lam: shape {self.lam.shape}, expected ({A + 1}, {A})")
-        if self.W.ndim != 3 or self.W.shape[:2] != (A + 1, A * D):
-            raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
-        if not 0.0 <= float(self.region_weight) <= 1.0:
-            raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
-
-    @property
-    def dim(self) -> int:
-        return int(self.prototypes[0].shape[1])
-
-    @property
-    def global_dim(self) -> int:
-        return int(self.W.shape[2])
-
-
 @dataclass
 class FeatureTable:
     """Per-image features: attr_reps (N, A, D), region_reps (N, P, D), probs (N, sum C_a), all float32.

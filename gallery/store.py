@@ -24,31 +24,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from fashionsearchnet.errors import GalleryError
+from fashionsearchnet.fileio import fsync_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 MANIFEST = "gallery.json"
 LOCK = ".lock"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file(path: Path, writer: Callable[[Any], None]) -> None:

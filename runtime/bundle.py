@@ -19,6 +19,8 @@ import numpy as np
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import BundleError, SchemaError
+from fashionsearchnet.fileio import sha256_file
+from fashionsearchnet.runtime.features import SearchParams
 
 log = logging.getLogger(__name__)
 
@@ -27,36 +29,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPHS = ("backbone", "heads")
 PARAMS = "params.npz"
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class SearchParams:
-    """What the global representation and attribute substitution need (design.md, eq. 7)."""
-
-    prototypes: list[np.ndarray]  # per attribute (C_a, D) float32
-    lam: np.ndarray  # (A+1, A) float32
-    W: np.ndarray  # (A+1, A*D, G) float32
-    region_weight: float = 0.3  # fsn_region down-weight of representations not asked for (section 4.4)
-
-    @property
-    def dim(self) -> int:
-        return int(self.prototypes[0].shape[1])
-
-    @property
-    def global_dim(self) -> int:
-        return int(self.W.shape[2])
 
 
 @dataclass
@@ -178,4 +150,4 @@ def _load_params(path: Path, schema: Schema, region_weight: float) -> SearchPara
         raise BundleError(f"{path}: lam has shape {lam.shape}, expected ({A + 1}, {A})")
     if W.ndim != 3 or W.shape[:2] != (A + 1, A * D):
         raise BundleError(f"{path}: W has shape {W.shape}, expected ({A + 1}, {A * D}, G)")
-    return SearchParams(protos, lam, W, region_weight)
+    return SearchParams(schema, protos, lam, W, region_weight)

@@ -5,8 +5,11 @@ set 0 = no manipulation, set 1+a = manipulation of attribute a.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
 
 
@@ -27,3 +30,41 @@ def global_representation(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray,
         raise UsageError(f"astar={astar} out of range; use 0 (no manipulation) .. {a} (1 + attribute index)")
     weighted = attr_reps * lam[int(astar)][None, :, None]
     return weighted.reshape(n, a * d) @ W[int(astar)]
+
+
+@dataclass
+class SearchParams:
+    """What a search needs from a trained model: prototypes (C_a, D) per attribute, lam (A+1, A), W (A+1, A*D, G)."""
+
+    schema: Schema
+    prototypes: list[np.ndarray]
+    lam: np.ndarray
+    W: np.ndarray
+    region_weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        A = len(self.schema.attributes)
+        if len(self.prototypes) != A:
+            raise UsageError(f"SearchParams.prototypes: {len(self.prototypes)} arrays for {A} attributes; give one per attribute")
+        for a, (p, attr) in enumerate(zip(self.prototypes, self.schema.attributes)):
+            if p.ndim != 2 or p.shape[0] != len(attr.values):
+                raise UsageError(
+                    f"SearchParams.prototypes[{a}] ({attr.name}): shape {p.shape}, expected ({len(attr.values)}, D)"
+                )
+        self.lam = np.asarray(self.lam)
+        self.W = np.asarray(self.W)
+        D = self.prototypes[0].shape[1]
+        if self.lam.shape != (A + 1, A):
+            raise UsageError(f"SearchParams.lam: shape {self.lam.shape}, expected ({A + 1}, {A})")
+        if self.W.ndim != 3 or self.W.shape[:2] != (A + 1, A * D):
+            raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
+        if not 0.0 <= float(self.region_weight) <= 1.0:
+            raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes[0].shape[1])
+
+    @property
+    def global_dim(self) -> int:
+        return int(self.W.shape[2])

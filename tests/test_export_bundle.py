@@ -11,7 +11,8 @@ import torch
 from fashionsearchnet.errors import BundleError, CheckpointError, ParityError, UsageError
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import TOLERANCE, check_parity
-from fashionsearchnet.runtime.bundle import FORMAT_VERSION, Bundle, sha256_file
+from fashionsearchnet.fileio import sha256_file
+from fashionsearchnet.runtime.bundle import FORMAT_VERSION, Bundle
 
 from runtime_standin import make_tiny_checkpoint, synthetic_schema, tiny_bundle
 

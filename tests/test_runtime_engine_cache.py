@@ -9,7 +9,7 @@ import pytest
 
 from fashionsearchnet.errors import BackendUnavailable, EngineCacheError
 from fashionsearchnet.runtime import engine_cache as ec
-from fashionsearchnet.runtime.bundle import sha256_file
+from fashionsearchnet.fileio import sha256_file
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 

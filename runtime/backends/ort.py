@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, UsageError
-from fashionsearchnet.runtime.backends.base import BACKBONE_OUTPUTS, HEADS_OUTPUTS, HOST_OUTPUTS, Backend, check_images
+from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import numpy as np
 from fashionsearchnet.errors import BackendUnavailable, EngineCacheError, UsageError
 from fashionsearchnet.runtime import engine_cache
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
-from fashionsearchnet.runtime.bundle import Bundle, sha256_file
+from fashionsearchnet.fileio import sha256_file
+from fashionsearchnet.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
