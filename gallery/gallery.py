@@ -4,8 +4,9 @@ Design (measured in benchmarks/bench_gallery.py): A+1 hnsw indices, one per weig
 a query with one manipulation asks that set's index; several manipulations ask each of their indices for
 candidates and re-rank the union exactly (the mean of the squared distances, docs/design.md). Every ANN result
 list is re-ranked with the exact float64 distance, so distances and tie order equal the exact search's.
-Region requests (fsn bundles, section 4.4) and small or heavily filtered galleries use exact search over the
-stored representations. Updates (add, remove = hnsw mark_deleted, metadata) run under a write lock;
+Region requests (fsn bundles, section 4.4) take ``max(50 k, 1000)`` candidates from the set-0 index (with the
+request's image-level substitution) and re-score them exactly with fsn_region. Small or heavily filtered
+galleries, and ``exact=True``, use exact search over the stored representations. Updates (add, remove = hnsw mark_deleted, metadata) run under a write lock;
 :meth:`save` publishes a new generation atomically (gallery/store.py).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fashionsearchnet.gallery.scoring import (
     FeatureTable,
     Request,
     SearchParams,
+    candidate_substitution,
     check_k,
     fsn_sets,
     global_features,
@@ -43,6 +45,7 @@ FORMAT_VERSION = 1
 ANN_METHODS = ("fsn", "no_aam")
 ARRAYS = ("attr_reps", "region_reps", "probs", "attr_boxes")
 EXACT_BELOW = 2000  # galleries (or filtered subsets) this small are searched exactly
+REGION_CANDIDATES_PER_K, REGION_CANDIDATES_MIN = 50, 1000  # approximate fsn_region: candidates re-scored exactly
 
 
 @dataclass
@@ -390,13 +393,15 @@ class Gallery:
             if allowed == 0:
                 return SearchResult([], request, method, True, 0)
             kk = min(k, allowed)
-            if method not in ANN_METHODS or self.indices is None:
-                use_exact = True  # region requests and the attribute baseline have no approximate index
+            if self.indices is None or method not in ANN_METHODS + ("fsn_region",):
+                use_exact = True  # the attribute baseline has no approximate index
             else:
                 use_exact = exact if exact is not None else allowed <= EXACT_BELOW
             if use_exact:
                 rows = np.flatnonzero(mask)
                 d = score(self.params, q, request, self.features, method, rows)[0]
+            elif method == "fsn_region":
+                rows, d = self._region_ann(q, request, kk, mask, filtered, allowed)
             else:
                 rows, d = self._ann(q, request, kk, mask, filtered, allowed)
             order = np.lexsort((rows, d))[:kk]
@@ -407,6 +412,23 @@ class Gallery:
         if request.region and self.bundle.method == "fsn" and self.features.region_reps.shape[1] > 0:
             return "fsn_region"
         return self.bundle.method
+
+    def _region_ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, filtered: bool, allowed: int):
+        """fsn_region, approximate: ``max(50 k, 1000)`` candidates from the set-0 index with the request's image-level
+        substitution (what the non-region methods search), re-scored exactly with fsn_region (section 4.4)."""
+        manip = candidate_substitution(request, self.schema)
+        qa = substitute(q.attr_reps, self.params.prototypes, manip)
+        qf = _project_one(qa[0], self.params.lam[0], self.params.W[0])
+        per = max(REGION_CANDIDATES_PER_K * k, REGION_CANDIDATES_MIN)
+        if filtered:
+            allow = lambda i, m=mask: bool(m[i])  # noqa: E731 - hnswlib calls it per visited node
+            per = min(per, allowed)
+        else:
+            allow = None
+            per = min(per, len(self))
+        labels, _ = ann.query(self.indices[0], qf[None], per, self.hnsw.ef, allow)
+        rows = labels[0][mask[labels[0]]]
+        return rows, score(self.params, q, request, self.features, "fsn_region", rows)[0]
 
     def _ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, filtered: bool, allowed: int):
         """Candidates from the hnsw indices (filtered in the graph walk when a filter is set). One manipulation:

@@ -97,6 +97,21 @@ def image_level(request: Request, schema: Schema) -> dict[int, int]:
     return out
 
 
+def candidate_substitution(request: Request, schema: Schema) -> dict[int, int]:
+    """Image-level {attribute: value} for picking fsn_region candidates from a global-space index.
+
+    Like :func:`image_level` (region requests become the image-level request), but a conflict is not an error:
+    the image-level ``set`` and primary-region requests win, as in :func:`region_plan`.
+    """
+    out: dict[int, int] = {}
+    primary = schema.primary_region
+    ordered = list(request.set) + [(a, v) for r, a, v in request.region if r == primary]
+    ordered += [(a, v) for r, a, v in request.region if r != primary]
+    for attr, value in ordered:
+        out.setdefault(schema.attr_index(attr), schema.value_index(attr, value))
+    return out
+
+
 # ---- parameters and features ----------------------------------------------------------------------
 @dataclass
 class FeatureTable:

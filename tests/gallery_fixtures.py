@@ -45,6 +45,21 @@ def random_table(sch: Schema, n: int, D: int = 4, seed: int = 1) -> FeatureTable
     )
 
 
+def structured_table(params: SearchParams, n: int, seed: int = 1) -> FeatureTable:
+    """Like a trained model's features: each representation = its value's prototype + noise (region
+    representations share the item's attribute values), so the global spaces and fsn_region agree roughly."""
+    sch = params.schema
+    rng = np.random.default_rng(seed)
+    A, D = len(sch.attributes), params.dim
+    vals = np.stack([rng.integers(0, len(a.values), n) for a in sch.attributes], 1)
+    reps = np.stack([params.prototypes[a][vals[:, a]] for a in range(A)], 1) + 0.6 * rng.normal(size=(n, A, D))
+    pair_attr = [sch.attr_index(a) for _, a in sch.region_pairs]
+    region = np.stack([params.prototypes[a][vals[:, a]] for a in pair_attr], 1)
+    region = region + 0.8 * rng.normal(size=region.shape)
+    return FeatureTable(reps.astype(np.float32), region.astype(np.float32),
+                        rng.dirichlet(np.ones(sum(sch.num_classes)), n).astype(np.float32))
+
+
 def reference_distance(params: SearchParams, q: dict, g: dict, manip: dict, method: str, region=None) -> float:
     """Slow per-pair reference written from docs/design.md (loops, no shared code with scoring.py)."""
     sch = params.schema
@@ -103,7 +118,7 @@ def records(n: int, start: int = 0) -> list[dict]:
 
 
 def make_gallery(root, n: int = 60, method: str = "fsn", D: int = 4, G: int = 6, seed: int = 1, sha: str = "a" * 64,
-                 save: bool = True, hnsw=None):
+                 save: bool = True, hnsw=None, structured: bool = False):
     from fashionsearchnet.gallery.ann import HnswConfig
     from fashionsearchnet.gallery.gallery import BundleRef, Gallery
 
@@ -111,7 +126,7 @@ def make_gallery(root, n: int = 60, method: str = "fsn", D: int = 4, G: int = 6,
     params = random_params(sch, D=D, G=G)
     g = Gallery.create(root, sch, params, BundleRef(sha, "/bundles/b1", method),
                        hnsw or HnswConfig(M=8, ef_construction=64, ef=32))
-    t = random_table(sch, n, D=D, seed=seed)
+    t = structured_table(params, n, seed=seed) if structured else random_table(sch, n, D=D, seed=seed)
     g.add(t, records(n))
     if save:
         g.save()

@@ -71,6 +71,24 @@ def test_ann_matches_exact_on_a_few_thousand_items(tmp_path):
         assert hits / (20 * 30) >= 0.97, (req, hits)
 
 
+def test_region_requests_on_a_large_gallery_are_approximate_and_match_exact(tmp_path):
+    """fsn_region above EXACT_BELOW: set-0 candidates re-scored exactly; same rows and distances as exact."""
+    g, t = make_gallery(tmp_path / "g", n=3000, D=16, G=32, save=False, hnsw=HnswConfig(), structured=True)
+    rng = np.random.default_rng(1)
+    # a combined request whose sleeve colour the image-level candidate query cannot express is harder
+    reqs = [(Request(region=(("sleeve", "color", "green"),)), 0.97),
+            (Request(set=(("color", "red"),), region=(("sleeve", "color", "blue"), ("torso", "pattern", "plain"))), 0.9)]
+    for req, floor in reqs:
+        hits = 0
+        for qi in rng.choice(3000, 10, replace=False):
+            a = g.search(f"img/{qi:05d}.jpg", req, k=30)
+            b = g.search(f"img/{qi:05d}.jpg", req, k=30, exact=True)
+            assert a.method == b.method == "fsn_region" and not a.exact and b.exact
+            da = {r.row: r.distance for r in a.results}
+            hits += sum(1 for r in b.results if r.row in da and da[r.row] == pytest.approx(r.distance, rel=1e-9))
+        assert hits / (10 * 30) >= floor, (req, hits)
+
+
 def test_filters_on_metadata_and_predicted_attributes(tmp_path):
     g, t = make_gallery(tmp_path / "g", n=3000, save=False)
     res = g.search("img/00000.jpg", k=20, filters=["stock=yes", "color=blue"], exact=False)
