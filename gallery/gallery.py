@@ -31,6 +31,7 @@ from fashionsearchnet.gallery.scoring import (
     SearchParams,
     candidate_substitution,
     check_k,
+    exact_topk,
     fsn_sets,
     global_features,
     image_level,
@@ -398,8 +399,8 @@ class Gallery:
             else:
                 use_exact = exact if exact is not None else allowed <= EXACT_BELOW
             if use_exact:
-                rows = np.flatnonzero(mask)
-                d = score(self.params, q, request, self.features, method, rows)[0]
+                rows, d = exact_topk(self.params, q, request, self.features, method, np.flatnonzero(mask), kk)
+                rows, d = rows[0], d[0]
             elif method == "fsn_region":
                 rows, d = self._region_ann(q, request, kk, mask, filtered, allowed)
             else:

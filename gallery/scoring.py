@@ -1,8 +1,10 @@
 """Search semantics (docs/design.md, "Search semantics"): requests, distances, exact top-k. numpy only.
 
 Shared by the PyTorch reference evaluation (``fsn eval`` on a run folder), the bundle evaluation and the
-gallery (exact search and re-ranking). Distances are accumulated in float64 so that the ranking does not
-depend on the order of float32 sums; ties are broken by the smaller row index.
+gallery (exact search and re-ranking). :func:`score` computes distances in float64 from the differences, so
+that the ranking does not depend on the order of float32 sums; ties are broken by the smaller row index. :func:`exact_topk` gives
+the same top-k fast: float32 BLAS products with cached squared norms screen the rows, and those within the
+float32 rounding bound of the k-th distance are re-scored with :func:`score`.
 
 Methods:
 - ``fsn`` / ``no_aam``: global representations ``F(reps, a*)`` (eq. 7); manipulated attributes get their value's
@@ -165,13 +167,16 @@ def global_features(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray, astar
     return global_representation(attr_reps, lam, W, astar)
 
 
-def sq_dist(q: np.ndarray, g: np.ndarray, g_sq: np.ndarray | None = None) -> np.ndarray:
-    """Squared L2 distances (Q, M) in float64 between rows of q (Q, d) and g (M, d)."""
-    q64 = q.astype(np.float64, copy=False)
-    g64 = g.astype(np.float64, copy=False)
-    gs = (g64 * g64).sum(1) if g_sq is None else g_sq
-    d = (q64 * q64).sum(1)[:, None] + gs[None, :] - 2.0 * (q64 @ g64.T)
-    return np.maximum(d, 0.0)
+def sq_dist(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Squared L2 distances (Q, M) in float64 between rows of q (Q, d) and g (M, d), from the differences
+    (no cancellation: identical rows are exactly 0 apart, so ties stay ties)."""
+    diff = q.astype(np.float64)[:, None, :] - g.astype(np.float64)[None, :, :]
+    return np.einsum("qmd,qmd->qm", diff, diff)
+
+
+def _rows_per_chunk(Q: int, width: int) -> int:
+    """Gallery rows per block so that a (Q, rows, width) float64 temporary stays near 32 MB."""
+    return max(1, min(_CHUNK, (4 << 20) // max(1, Q * width)))
 
 
 def topk_rows(dist: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -276,33 +281,27 @@ def score(
         return out
     if method == "fsn_region":
         plan = region_plan(request, schema, params.region_weight)
-        qa = substitute(query.attr_reps, params.prototypes, plan.attr_subst)
+        qa = substitute(query.attr_reps, params.prototypes, plan.attr_subst).astype(np.float64)
         qr = np.array(query.region_reps, dtype=np.float32, copy=True)
         for p, v in plan.pair_subst.items():
             a = schema.attr_index(schema.region_pairs[p][1])
             qr[:, p] = params.prototypes[a][v]
-        # sum_r w_r ||q_r - g_r||^2 = sum_r w_r (|q_r|^2 + |g_r|^2 - 2 q_r.g_r): cached per-representation norms,
-        # one matrix-vector product per representation (no per-query copy of the gallery)
-        ga_n, gr_n = rep_norms(gallery)
+        qr = qr.astype(np.float64)
         w = np.concatenate([plan.attr_w, plan.pair_w])
-        qn = np.concatenate([(qa.astype(np.float64) ** 2).sum(-1), (qr.astype(np.float64) ** 2).sum(-1)], 1)  # (Q, A+P)
-        base = qn @ w  # (Q,)
-        for s in range(0, M, _CHUNK):
-            r = rows[s:s + _CHUNK]
-            acc = np.concatenate([ga_n[r], gr_n[r]], 1) @ w  # (m,)
-            acc = np.broadcast_to(acc, (Q, len(r))).copy()
-            ga, gr = gallery.attr_reps[r], gallery.region_reps[r]
-            for a in range(qa.shape[1]):
-                acc -= 2.0 * plan.attr_w[a] * (qa[:, a] @ ga[:, a].T)
-            for p in range(qr.shape[1]):
-                acc -= 2.0 * plan.pair_w[p] * (qr[:, p] @ gr[:, p].T)
-            out[:, s:s + len(r)] = np.maximum(acc + base[:, None], 0.0)
+        qrep = np.concatenate([qa, qr], 1)  # (Q, A+P, D) float64
+        step = _rows_per_chunk(Q, qrep.shape[1] * qrep.shape[2])
+        for s in range(0, M, step):
+            r = rows[s:s + step]
+            g = np.concatenate([gallery.attr_reps[r], gallery.region_reps[r]], 1).astype(np.float64)
+            diff = qrep[:, None] - g[None]  # (Q, m, A+P, D)
+            out[:, s:s + len(r)] = np.einsum("qmrd,qmrd->qmr", diff, diff) @ w
         return out
     manip = image_level(request, schema)
     if method == "attribute":
         qv = onehot_probs(query.probs, schema, manip)
-        for s in range(0, M, _CHUNK):
-            r = rows[s:s + _CHUNK]
+        step = _rows_per_chunk(Q, qv.shape[1])
+        for s in range(0, M, step):
+            r = rows[s:s + step]
             out[:, s:s + len(r)] = sq_dist(qv, gallery.probs[r])
         return out
     # fsn / no_aam
@@ -311,10 +310,10 @@ def score(
     for astar in sets:
         qf = global_features(qa, params.lam, params.W, astar)
         gf = gallery_global(params, gallery, astar)
-        gsq = gallery_global_sq(params, gallery, astar)
-        for s in range(0, M, _CHUNK):
-            r = rows[s:s + _CHUNK]
-            out[:, s:s + len(r)] += sq_dist(qf, gf[r], gsq[r])
+        step = _rows_per_chunk(Q, qf.shape[1])
+        for s in range(0, M, step):
+            r = rows[s:s + step]
+            out[:, s:s + len(r)] += sq_dist(qf, gf[r])
     out /= len(sets)
     return out
 
@@ -343,9 +342,121 @@ def rep_norms(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
     """Squared norms (N, A) and (N, P) in float64 of every representation, cached on the table."""
     hit = table._cache.get("norms")
     if hit is None:
-        hit = ((table.attr_reps.astype(np.float64) ** 2).sum(-1), (table.region_reps.astype(np.float64) ** 2).sum(-1))
+        n = len(table)
+        an = np.empty((n, table.attr_reps.shape[1]), np.float64)
+        rn = np.empty((n, table.region_reps.shape[1]), np.float64)
+        for s in range(0, n, _CHUNK):  # chunks bound the float64 temporaries
+            an[s:s + _CHUNK] = (table.attr_reps[s:s + _CHUNK].astype(np.float64) ** 2).sum(-1)
+            rn[s:s + _CHUNK] = (table.region_reps[s:s + _CHUNK].astype(np.float64) ** 2).sum(-1)
+        hit = (an, rn)
         table._cache["norms"] = hit
     return hit
+
+
+def _cached(table: FeatureTable, key: tuple, params: SearchParams | None, make) -> np.ndarray:
+    hit = table._cache.get(key)
+    if hit is None or hit[0] is not params:
+        hit = (params, make())
+        table._cache[key] = hit
+    return hit[1]
+
+
+def _take_cols(fn, rows: np.ndarray, n: int) -> np.ndarray:
+    """``fn(sel)`` on the selected gallery rows: a slice-free full pass when most rows are kept (no gather copy)."""
+    if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1 and bool(np.all(np.diff(rows) == 1)))):
+        return fn(slice(None))
+    if len(rows) * 4 >= n:
+        return fn(slice(None))[:, rows]
+    return fn(rows)
+
+
+SCREEN_TOL = 1e-4  # float32 screening margin, relative to the squared norms involved (>> float32 rounding)
+
+
+def screen_f32(
+    params: SearchParams, query: FeatureTable, request: Request, gallery: FeatureTable, method: str, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 distances (Q, M) via one BLAS product per space with cached squared norms, and a per-query bound
+    (Q,) on their rounding error (the float64 :func:`score` may differ by at most that much)."""
+    schema, n = params.schema, len(gallery)
+    Q = len(query)
+    if method == "fsn_region":
+        plan = region_plan(request, schema, params.region_weight)
+        qa = substitute(query.attr_reps, params.prototypes, plan.attr_subst)
+        qr = np.array(query.region_reps, dtype=np.float32, copy=True)
+        for p, v in plan.pair_subst.items():
+            qr[:, p] = params.prototypes[schema.attr_index(schema.region_pairs[p][1])][v]
+        w = np.concatenate([plan.attr_w, plan.pair_w])
+        ga_n, gr_n = rep_norms(gallery)
+        gw = np.concatenate([ga_n, gr_n], 1) @ w  # (N,) float64, cheap
+        qn = np.concatenate([(qa.astype(np.float64) ** 2).sum(-1), (qr.astype(np.float64) ** 2).sum(-1)], 1) @ w
+        A, P, D = qa.shape[1], qr.shape[1], qa.shape[2]
+        qwa = (qa * plan.attr_w[None, :, None].astype(np.float32)).reshape(Q, A * D)
+        qwr = (qr * plan.pair_w[None, :, None].astype(np.float32)).reshape(Q, P * D)
+        fa = gallery.attr_reps.reshape(n, A * D)
+        fr = gallery.region_reps.reshape(n, P * D)
+
+        def dots(sel):
+            out = qwa @ fa[sel].T
+            if P:
+                out += qwr @ fr[sel].T
+            return out
+
+        d = _take_cols(dots, rows, n)
+        d *= -2.0
+        d += gw[rows].astype(np.float32)[None, :]
+        d += qn.astype(np.float32)[:, None]
+        tol = SCREEN_TOL * (qn + gw[rows].max(initial=0.0))
+        return np.maximum(d, 0.0), tol
+    manip = image_level(request, schema)
+    if method == "attribute":
+        qv = onehot_probs(query.probs, schema, manip)
+        gsq = _cached(gallery, ("P2",), None, lambda: (gallery.probs.astype(np.float64) ** 2).sum(1))
+        qsq = (qv.astype(np.float64) ** 2).sum(1)
+        d = _take_cols(lambda sel: qv @ gallery.probs[sel].T, rows, n)
+        d *= -2.0
+        d += gsq[rows].astype(np.float32)[None, :]
+        d += qsq.astype(np.float32)[:, None]
+        return np.maximum(d, 0.0), SCREEN_TOL * (qsq + gsq[rows].max(initial=0.0))
+    qa = substitute(query.attr_reps, params.prototypes, manip)
+    sets = fsn_sets(manip)
+    d = np.zeros((Q, len(rows)), np.float32)
+    tol = np.zeros(Q, np.float64)
+    for astar in sets:
+        qf = global_features(qa, params.lam, params.W, astar)
+        gf = gallery_global(params, gallery, astar)
+        gsq = gallery_global_sq(params, gallery, astar)
+        qsq = (qf.astype(np.float64) ** 2).sum(1)
+        part = _take_cols(lambda sel: qf @ gf[sel].T, rows, n)
+        part *= -2.0
+        part += gsq[rows].astype(np.float32)[None, :]
+        part += qsq.astype(np.float32)[:, None]
+        d += np.maximum(part, 0.0)
+        tol += SCREEN_TOL * (qsq + gsq[rows].max(initial=0.0))
+    d /= len(sets)
+    return d, tol / len(sets)
+
+
+def exact_topk(
+    params: SearchParams, query: FeatureTable, request: Request, gallery: FeatureTable, method: str,
+    rows: np.ndarray, k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k: (Q, k) gallery rows best first and their float64 distances, the same as :func:`score` +
+    :func:`topk_rows` (ties to the smaller row). Float32 BLAS screening keeps every row within its rounding bound
+    of the k-th distance; only those are re-scored in float64."""
+    rows = np.asarray(rows, dtype=np.int64)
+    Q = len(query)
+    out_rows = np.empty((Q, k), np.int64)
+    out_d = np.empty((Q, k), np.float64)
+    d32, tol = screen_f32(params, query, request, gallery, method, rows)
+    for i in range(Q):
+        di = d32[i]
+        kth = np.partition(di, k - 1)[k - 1] if len(di) > k else di.max()
+        cand = np.flatnonzero(di <= kth + 2.0 * tol[i])
+        d64 = score(params, query.take([i]), request, gallery, method, rows[cand])[0]
+        order = np.lexsort((rows[cand], d64))[:k]
+        out_rows[i], out_d[i] = rows[cand[order]], d64[order]
+    return out_rows, out_d
 
 
 def check_k(k: int, available: int, what: str = "gallery") -> int:
@@ -390,6 +501,6 @@ class ExactSearcher:
             idx_arr = np.asarray(idx)
             for s in range(0, len(idx_arr), 256):
                 part = idx_arr[s:s + 256]
-                d = score(self.params, self.features.take(query_rows[part]), req, self.features, self.method, gallery_rows)
-                out[part] = topk_rows(d, gallery_rows, k)
+                out[part] = exact_topk(self.params, self.features.take(query_rows[part]), req, self.features,
+                                       self.method, gallery_rows, k)[0]
         return out

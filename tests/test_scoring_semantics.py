@@ -9,6 +9,7 @@ from gallery_fixtures import random_params, random_table, reference_distance, ro
 from fashionsearchnet.errors import SchemaError, UsageError
 from fashionsearchnet.gallery.scoring import (
     ExactSearcher,
+    exact_topk,
     FeatureTable,
     Request,
     global_features,
@@ -247,3 +248,27 @@ def test_empty_gallery_and_unknown_method(params):
         ExactSearcher(params, t, "fsn").search([0], [Request()], np.array([], np.int64), 1)
     with pytest.raises(UsageError, match="valid: fsn, fsn_region, no_aam, attribute"):
         ExactSearcher(params, t, "amnet")
+
+
+@pytest.mark.parametrize("method", ["fsn", "attribute", "fsn_region"])
+@pytest.mark.parametrize("req", [REQUESTS[0], REQUESTS[2], REQUESTS[4]], ids=["none", "two", "region"])
+@pytest.mark.parametrize("subset", ["all", "most", "few"])
+def test_exact_topk_equals_float64_score_and_sort(params, method, req, subset):
+    """The float32-screened top-k equals score() + topk_rows exactly (rows, order, distances), ties included."""
+    t = random_table(params.schema, 400, seed=5)
+    for r in (50, 7, 300, 301):  # exact duplicates of row 3: four-way ties
+        t.attr_reps[r], t.region_reps[r], t.probs[r] = t.attr_reps[3], t.region_reps[3], t.probs[3]
+    rows = {"all": np.arange(400), "most": np.delete(np.arange(400)[::-1], range(100, 150)),
+            "few": np.random.default_rng(2).choice(400, 60, replace=False)}[subset]
+    rows = np.union1d(rows, [7, 50, 300, 301]) if subset == "few" else rows
+    q = t.take([3, 10, 99])
+    got_rows, got_d = exact_topk(params, q, req, t, method, rows, 12)
+    ref_d = score(params, q, req, t, method, rows)
+    ref_rows = topk_rows(ref_d, rows, 12)
+    np.testing.assert_array_equal(got_rows, ref_rows)
+    pos = {r: j for j, r in enumerate(rows)}
+    for i in range(3):
+        np.testing.assert_allclose(got_d[i], ref_d[i, [pos[r] for r in ref_rows[i]]], rtol=1e-12, atol=1e-12)
+    if req.is_empty:  # the query's four duplicates tie at distance 0 and come in row order
+        dups = [r for r in got_rows[0] if r in (3, 7, 50, 300, 301)]
+        assert dups == sorted(dups) and len(dups) >= 4 and list(got_d[0, :4]) == [0.0] * 4
