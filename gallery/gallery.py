@@ -5,8 +5,10 @@ a query with one manipulation asks that set's index; several manipulations ask e
 candidates and re-rank the union exactly (the mean of the squared distances, docs/design.md). Every ANN result
 list is re-ranked with the exact float64 distance, so distances and tie order equal the exact search's.
 Region requests (fsn bundles, section 4.4) take ``max(50 k, 1000)`` candidates from the set-0 index (with the
-request's image-level substitution) and re-score them exactly with fsn_region. Small or heavily filtered
-galleries, and ``exact=True``, use exact search over the stored representations. Updates (add, remove = hnsw mark_deleted, metadata) run under a write lock;
+request's image-level substitution) and re-score them exactly with fsn_region. Filters: a filter keeping under
+FILTER_EXACT_BELOW of the gallery is searched exactly over the kept rows; otherwise the indices are asked for
+k / (kept fraction) candidates and post-filtered, asking for more until k pass. Small galleries and
+``exact=True`` use exact search (float32 screening + float64 re-scoring, scoring.exact_topk). Updates (add, remove = hnsw mark_deleted, metadata) run under a write lock;
 :meth:`save` publishes a new generation atomically (gallery/store.py).
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ FORMAT_VERSION = 1
 ANN_METHODS = ("fsn", "no_aam")
 ARRAYS = ("attr_reps", "region_reps", "probs", "attr_boxes")
 EXACT_BELOW = 2000  # galleries (or filtered subsets) this small are searched exactly
+FILTER_EXACT_BELOW = 0.1  # a filter keeping less than this fraction of the gallery: exact search over the kept rows
 REGION_CANDIDATES_PER_K, REGION_CANDIDATES_MIN = 50, 1000  # approximate fsn_region: candidates re-scored exactly
 
 
@@ -396,15 +399,14 @@ class Gallery:
             kk = min(k, allowed)
             if self.indices is None or method not in ANN_METHODS + ("fsn_region",):
                 use_exact = True  # the attribute baseline has no approximate index
-            else:
-                use_exact = exact if exact is not None else allowed <= EXACT_BELOW
+            else:  # a filter keeping a small fraction: exact over the kept rows beats walking the graph
+                small = allowed <= EXACT_BELOW or (filtered and allowed < FILTER_EXACT_BELOW * len(self))
+                use_exact = exact if exact is not None else small
             if use_exact:
                 rows, d = exact_topk(self.params, q, request, self.features, method, np.flatnonzero(mask), kk)
                 rows, d = rows[0], d[0]
-            elif method == "fsn_region":
-                rows, d = self._region_ann(q, request, kk, mask, filtered, allowed)
             else:
-                rows, d = self._ann(q, request, kk, mask, filtered, allowed)
+                rows, d = self._ann_post_filtered(q, request, method, kk, mask, allowed if filtered else len(self))
             order = np.lexsort((rows, d))[:kk]
             results = [self.result(int(rows[i]), float(d[i])) for i in order]
             return SearchResult(results, request, method, bool(use_exact), allowed)
@@ -414,46 +416,49 @@ class Gallery:
             return "fsn_region"
         return self.bundle.method
 
-    def _region_ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, filtered: bool, allowed: int):
+    def _ann_post_filtered(self, q: FeatureTable, request: Request, method: str, k: int, mask: np.ndarray,
+                           kept: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ask the indices without a filter for ``want / (kept fraction)`` candidates (x1.5 + 10 when filtered), drop
+        the rows ``mask`` refuses, and ask twice as many until ``k`` pass or the whole gallery was asked."""
+        frac = kept / max(len(self), 1)  # the filter's kept fraction
+        want = k if frac >= 1.0 else int(k / frac * 1.5) + 10
+        search = self._region_ann if method == "fsn_region" else self._ann
+        while True:
+            rows, d = search(q, request, min(want, len(self)), mask)
+            if len(rows) >= k or want >= len(self):
+                return rows, d
+            want *= 2
+
+    def _region_ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray):
         """fsn_region, approximate: ``max(50 k, 1000)`` candidates from the set-0 index with the request's image-level
         substitution (what the non-region methods search), re-scored exactly with fsn_region (section 4.4)."""
         manip = candidate_substitution(request, self.schema)
         qa = substitute(q.attr_reps, self.params.prototypes, manip)
         qf = _project_one(qa[0], self.params.lam[0], self.params.W[0])
-        per = max(REGION_CANDIDATES_PER_K * k, REGION_CANDIDATES_MIN)
-        if filtered:
-            allow = lambda i, m=mask: bool(m[i])  # noqa: E731 - hnswlib calls it per visited node
-            per = min(per, allowed)
-        else:
-            allow = None
-            per = min(per, len(self))
-        labels, _ = ann.query(self.indices[0], qf[None], per, self.hnsw.ef, allow)
+        per = min(max(REGION_CANDIDATES_PER_K * k, REGION_CANDIDATES_MIN), len(self))
+        labels, _ = ann.query(self.indices[0], qf[None], per, self.hnsw.ef)
         rows = labels[0][mask[labels[0]]]
         return rows, score(self.params, q, request, self.features, "fsn_region", rows)[0]
 
-    def _ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, filtered: bool, allowed: int):
-        """Candidates from the hnsw indices (filtered in the graph walk when a filter is set). One manipulation:
-        hnsw's own distances; several: the union of each set's candidates, scored with the vectors the indices
-        store. Query-side math avoids multi-threaded BLAS (tiny products stall on a busy machine)."""
+    def _ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray):
+        """``k`` (+1 for an excluded query item) candidates from the hnsw index of each weight set the request uses,
+        ``mask``-ed. One set: hnsw's own distances; several: the union of their candidates scored with the mean of
+        the squared distances over the sets. Query-side math avoids multi-threaded BLAS (tiny products stall on a
+        busy machine)."""
         if self.indices is None:
             raise GalleryError(f"{self.root}: method {self.method} has no approximate index; search exactly")
         manip = image_level(request, self.schema)
         qa = substitute(q.attr_reps, self.params.prototypes, manip)
         sets = fsn_sets(manip)
         per = k if len(sets) == 1 else max(4 * k, self.hnsw.ef)
-        if filtered:
-            allow = lambda i, m=mask: bool(m[i])  # noqa: E731 - hnswlib calls it per visited node
-            per = min(per, allowed)
-        else:
-            allow = None
-            per = min(per + int(allowed < len(self)), len(self))  # one more when the query item is excluded
+        per = min(per + int(not mask.all()), len(self))
         qfs = {s: _project_one(qa[0], self.params.lam[s], self.params.W[s]) for s in sets}
         if len(sets) == 1:
-            labels, dist = ann.query(self.indices[sets[0]], qfs[sets[0]][None], per, self.hnsw.ef, allow)
+            labels, dist = ann.query(self.indices[sets[0]], qfs[sets[0]][None], per, self.hnsw.ef)
             rows, d = labels[0], dist[0].astype(np.float64)
             keep = mask[rows]
             return rows[keep], d[keep]
-        cands = [ann.query(self.indices[s], qfs[s][None], per, self.hnsw.ef, allow)[0][0] for s in sets]
+        cands = [ann.query(self.indices[s], qfs[s][None], per, self.hnsw.ef)[0][0] for s in sets]
         rows = np.unique(np.concatenate(cands))
         rows = rows[mask[rows]]
         d = np.zeros(len(rows), np.float64)

@@ -142,3 +142,27 @@ def test_unknown_item_region_and_empty_gallery(tmp_path):
     empty, _ = make_gallery(tmp_path / "e", n=0, save=False)
     with pytest.raises(GalleryError, match="empty"):
         empty.search(FeatureTable(np.zeros((1, 5, 4)), np.zeros((1, 5, 4)), np.zeros((1, 14))))
+
+
+def test_filter_strategies_exact_for_few_kept_rows_post_filter_otherwise(tmp_path, monkeypatch):
+    import fashionsearchnet.gallery.gallery as gmod
+
+    monkeypatch.setattr(gmod, "EXACT_BELOW", 10)  # so that the fraction rule decides on a small gallery
+    g, t = make_gallery(tmp_path / "g", n=3000, D=8, G=16, save=False, hnsw=HnswConfig(), structured=True)
+    q = "img/00000.jpg"
+    # the query's 300 nearest items are out of stock: the first candidate lists hold none in stock,
+    # so the search must keep asking for more (growing k) until 30 pass
+    near = [r.id for r in g.search(q, k=300, exact=True).results]
+    for i in near:
+        g.update_metadata(i, {"stock": "no"})
+    ann = g.search(q, k=30, filters=["stock=yes"])
+    ref = g.search(q, k=30, filters=["stock=yes"], exact=True)
+    assert not ann.exact and len(ann.results) == 30 and all(r.metadata["stock"] == "yes" for r in ann.results)
+    assert not set(near) & {r.id for r in ann.results}
+    assert len({r.row for r in ann.results} & {r.row for r in ref.results}) >= 28
+    # price=10 keeps every 7th item, and stock=yes two thirds of those: under 10% of the gallery -> exact
+    few = g.search(q, k=30, filters=["stock=yes", "price=10"])
+    assert few.exact and few.candidates < 0.1 * len(g)
+    assert [r.row for r in few.results] == [r.row for r in g.search(q, k=30, filters=["stock=yes", "price=10"],
+                                                                       exact=True).results]
+    assert all(r.metadata["price"] == "10" and r.metadata["stock"] == "yes" for r in few.results)
