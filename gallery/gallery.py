@@ -3,13 +3,15 @@
 Design (measured in benchmarks/bench_gallery.py): A+1 hnsw indices, one per weight set a* (0 = none, 1+a);
 a query with one manipulation asks that set's index; several manipulations ask each of their indices for
 candidates and re-rank the union exactly (the mean of the squared distances, docs/design.md). Every ANN result
-list is re-ranked with the exact float64 distance, so distances and tie order equal the exact search's.
+list is re-scored in float64 from the stored representations (eq. 7 for the candidates only), so distances
+and tie order equal the exact search's up to float32 rounding of the projection.
 Region requests (fsn bundles, section 4.4) take ``max(50 k, 1000)`` candidates from the set-0 index (with the
 request's image-level substitution) and re-score them exactly with fsn_region. Filters: a filter keeping under
 FILTER_EXACT_BELOW of the gallery is searched exactly over the kept rows; otherwise the indices are asked for
 k / (kept fraction) candidates and post-filtered, asking for more until k pass. Small galleries and
-``exact=True`` use exact search (float32 screening + float64 re-scoring, scoring.exact_topk). Updates (add, remove = hnsw mark_deleted, metadata) run under a write lock;
-:meth:`save` publishes a new generation atomically (gallery/store.py).
+``exact=True`` use exact search (float32 screening + float64 re-scoring, scoring.exact_topk). Updates (add,
+remove = hnsw mark_deleted, metadata) run under a write lock; :meth:`save` publishes a new generation
+atomically (gallery/store.py).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from fashionsearchnet.gallery.scoring import (
     fsn_sets,
     global_features,
     image_level,
+    project_rows,
     score,
     substitute,
 )
@@ -442,9 +445,9 @@ class Gallery:
 
     def _ann(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray):
         """``k`` (+1 for an excluded query item) candidates from the hnsw index of each weight set the request uses,
-        ``mask``-ed. One set: hnsw's own distances; several: the union of their candidates scored with the mean of
-        the squared distances over the sets. Query-side math avoids multi-threaded BLAS (tiny products stall on a
-        busy machine)."""
+        ``mask``-ed, scored in float64 from the stored representations (several sets: the union of their candidates,
+        the mean of the squared distances over the sets). Query-side math avoids multi-threaded BLAS (tiny
+        products stall on a busy machine)."""
         if self.indices is None:
             raise GalleryError(f"{self.root}: method {self.method} has no approximate index; search exactly")
         manip = image_level(request, self.schema)
@@ -453,19 +456,20 @@ class Gallery:
         per = k if len(sets) == 1 else max(4 * k, self.hnsw.ef)
         per = min(per + int(not mask.all()), len(self))
         qfs = {s: _project_one(qa[0], self.params.lam[s], self.params.W[s]) for s in sets}
-        if len(sets) == 1:
-            labels, dist = ann.query(self.indices[sets[0]], qfs[sets[0]][None], per, self.hnsw.ef)
-            rows, d = labels[0], dist[0].astype(np.float64)
-            keep = mask[rows]
-            return rows[keep], d[keep]
         cands = [ann.query(self.indices[s], qfs[s][None], per, self.hnsw.ef)[0][0] for s in sets]
-        rows = np.unique(np.concatenate(cands))
+        rows = np.unique(np.concatenate(cands)) if len(sets) > 1 else cands[0]
         rows = rows[mask[rows]]
+        return rows, self._candidate_distances(qfs, rows)
+
+    def _candidate_distances(self, qfs: dict[int, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """Mean over the sets of the float64 squared distances from the stored representations (eq. 7 for the
+        candidates only; no hnswlib get_items, no cached global features)."""
+        reps = self.features.attr_reps[rows]
         d = np.zeros(len(rows), np.float64)
-        for s in sets:
-            g = np.asarray(self.indices[s].get_items(rows), np.float64)
-            d += ((g - qfs[s]) ** 2).sum(1)
-        return rows, d / len(sets)
+        for s, qf in qfs.items():
+            g = project_rows(reps, self.params.lam, self.params.W, s).astype(np.float64)
+            d += ((g - qf) ** 2).sum(1)
+        return d / len(qfs)
 
 
 def _project_one(reps: np.ndarray, lam_row: np.ndarray, W_s: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from fashionsearchnet.errors import SchemaError, UsageError
 from fashionsearchnet.gallery.scoring import (
     ExactSearcher,
     exact_topk,
+    project_rows,
     FeatureTable,
     Request,
     global_features,
@@ -272,3 +273,11 @@ def test_exact_topk_equals_float64_score_and_sort(params, method, req, subset):
     if req.is_empty:  # the query's four duplicates tie at distance 0 and come in row order
         dups = [r for r in got_rows[0] if r in (3, 7, 50, 300, 301)]
         assert dups == sorted(dups) and len(dups) >= 4 and list(got_d[0, :4]) == [0.0] * 4
+
+
+def test_project_rows_in_small_blocks_equals_global_features(params):
+    t = random_table(params.schema, 21)  # 21 rows: two full blocks of 8 and a partial one
+    for s in range(params.lam.shape[0]):
+        np.testing.assert_allclose(project_rows(t.attr_reps, params.lam, params.W, s),
+                                   global_features(t.attr_reps, params.lam, params.W, s), rtol=1e-5, atol=1e-6)
+    assert project_rows(t.attr_reps[:0], params.lam, params.W, 0).shape == (0, params.W.shape[2])
