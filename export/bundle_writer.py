@@ -20,6 +20,7 @@ from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import check_parity
+from fashionsearchnet.export.quantize import CalibrationSet, quantize_backbone
 from fashionsearchnet.export.trt_compat import check_graph
 from fashionsearchnet.fileio import sha256_file
 from fashionsearchnet.runtime.bundle import BUNDLE_FORMAT, FORMAT_VERSION, MANIFEST, PARAMS
@@ -44,17 +45,33 @@ def _check_params(params: dict[str, np.ndarray], schema: Schema) -> dict[str, np
 
 def write_bundle(model: torch.nn.Module, schema: Schema, preprocessing: Preprocessing,
                  params: dict[str, np.ndarray], out: str | Path, method: str = "fsn", precision: str = "fp32",
-                 run_info: dict[str, Any] | None = None, region_weight: float = 0.3) -> dict[str, Any]:
-    """Export ``model`` to the bundle folder ``out`` (replaced atomically); returns the manifest."""
+                 run_info: dict[str, Any] | None = None, region_weight: float = 0.3,
+                 calibration: CalibrationSet | None = None) -> dict[str, Any]:
+    """Export ``model`` to the bundle folder ``out`` (replaced atomically); returns the manifest.
+
+    ``precision="int8"`` needs ``calibration`` (``export/quantize.load_calibration``): the fp32 backbone is
+    quantised (QDQ) on its images and parity runs on its held-out images with the int8 tolerance.
+    """
     out = Path(out)
+    if precision == "int8" and calibration is None:
+        raise UsageError("--precision int8 needs calibration images (--calibration DATA, the run's training folder)")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise UsageError(f"--out {out}: exists and is not a bundle folder; choose a new or empty folder")
     params = _check_params(params, schema)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        paths = G.export_graphs(model, preprocessing.size, tmp, precision)
-        parity = check_parity(model, paths, preprocessing.size, precision)
+        quant = None
+        if precision == "int8":
+            paths = G.export_graphs(model, preprocessing.size, tmp, "fp32")
+            fp32_backbone = paths["backbone"].with_name("backbone.fp32.onnx")
+            os.replace(paths["backbone"], fp32_backbone)
+            quant = quantize_backbone(fp32_backbone, paths["backbone"], calibration.images)
+            fp32_backbone.unlink()
+            parity = check_parity(model, paths, preprocessing.size, precision, images=calibration.parity_images)
+        else:
+            paths = G.export_graphs(model, preprocessing.size, tmp, precision)
+            parity = check_parity(model, paths, preprocessing.size, precision)
         trt = {}
         for name, p in paths.items():
             rep = check_graph(p)
@@ -81,6 +98,8 @@ def write_bundle(model: torch.nn.Module, schema: Schema, preprocessing: Preproce
             "shapes": shapes,
             "run": dict(run_info or {}),
         }
+        if precision == "int8":
+            meta["quantization"] = {**quant, "calibration": dict(calibration.info)}
         props = {f"fsn.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
         for name, p in paths.items():
             G.set_metadata(p, {**props, "fsn.graph": name})

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.fileio import sha256_file
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,38 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
 
 
-def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method: str = "fsn") -> dict[str, Any]:
-    """Load the run's ``method`` checkpoint and write the bundle ``out``; returns the manifest."""
+def calibration_folder(ckpt: Path, meta: dict[str, Any], calibration: str | Path | None) -> Path:
+    """The dataset folder INT8 calibrates on: ``calibration`` if given, else the one the run recorded."""
+    if calibration is not None:
+        return Path(calibration)
+    data = meta.get("data")
+    if not data:
+        raise CheckpointError(f"{ckpt}: records no training dataset folder (trained before it was stored); "
+                              "pass --calibration DATA, the folder the run was trained on")
+    return Path(data)
+
+
+def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method: str = "fsn",
+               calibration: str | Path | None = None,
+               calibration_images: int | None = None) -> dict[str, Any]:
+    """Load the run's ``method`` checkpoint and write the bundle ``out``; returns the manifest.
+
+    ``precision="int8"`` calibrates on ``calibration_images`` training images of ``calibration`` (default:
+    the dataset folder recorded in the checkpoint).
+    """
     from fashionsearchnet.export.bundle_writer import write_bundle
     from fashionsearchnet.training.checkpoint import load_run
 
+    from fashionsearchnet.export.quantize import DEFAULT_CALIBRATION_IMAGES, load_calibration
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise UsageError(f"--precision {precision!r}: valid: fp32, fp16, int8")
     ckpt = resolve_run(run, method)
     model, meta = load_run(ckpt)
+    calib = None
+    if precision == "int8":
+        calib = load_calibration(calibration_folder(ckpt, meta, calibration), meta["schema"], meta["preprocessing"],
+                                 calibration_images or DEFAULT_CALIBRATION_IMAGES)
     params = {f"prototypes_{a}": p for a, p in enumerate(meta["prototypes"])}
     params["lam"] = model.lam.detach().cpu().numpy()
     params["W"] = model.W.detach().cpu().numpy()
@@ -49,4 +74,5 @@ def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method
         "metrics": _jsonable(meta.get("metrics", {})),
     }
     return write_bundle(model, meta["schema"], meta["preprocessing"], params, out, method=meta["method"],
-                        precision=precision, run_info=run_info, region_weight=meta["region_weight"])
+                        precision=precision, run_info=run_info, region_weight=meta["region_weight"],
+                        calibration=calib)

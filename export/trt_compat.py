@@ -3,6 +3,9 @@
 Checks: opset range, every operator (``export/trt_ops.py``), restrictions that matter for our graphs
 (GridSample 4-D, Conv/Gemm weights are initializers, Slice/Squeeze/Unsqueeze axes constant, TopK K constant,
 no MaxRoiPool, RoiAlign needs the plugin) and static shapes except the batch axis on inputs and outputs.
+INT8 (QDQ) graphs: a Conv weight may be a DequantizeLinear of an initializer (TensorRT's explicit quantisation
+pattern); QuantizeLinear/DequantizeLinear need constant scales and zero points that are 0 (TensorRT supports
+symmetric quantisation only).
 Needs the ``onnx`` package (export side), no torch.
 """
 from __future__ import annotations
@@ -34,6 +37,20 @@ def _const_names(graph) -> set[str]:
     return names
 
 
+def _qdq_problems(n, where: str, consts: set[str], inits: dict) -> list[str]:
+    """QuantizeLinear/DequantizeLinear: constant scale and zero point, zero point all 0 (TensorRT: symmetric)."""
+    from onnx import numpy_helper
+
+    out = []
+    for i, what in ((1, "scale"), (2, "zero point")):
+        if len(n.input) > i and n.input[i] and n.input[i] not in consts:
+            out.append(f"{where}: {what} {n.input[i]!r} is computed at run time; TensorRT needs a constant")
+    if len(n.input) > 2 and n.input[2] in inits and numpy_helper.to_array(inits[n.input[2]]).any():
+        out.append(f"{where}: zero point {n.input[2]!r} is not 0; TensorRT supports symmetric quantisation only "
+                   "(quantise with ActivationSymmetric/WeightSymmetric)")
+    return out
+
+
 def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatReport:
     """Check one ONNX file; returns a report whose ``problems`` name the node, operator and fix."""
     import onnx
@@ -47,6 +64,9 @@ def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatR
         )
     g = model.graph
     consts = _const_names(g)
+    inits = {i.name: i for i in g.initializer}
+    # outputs of DequantizeLinear(initializer): constant weights in TensorRT's explicit quantisation
+    dq_consts = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in consts}
     shapes = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
     # Function-based models (local functions) would hide operators: inline view of top-level nodes only.
     if model.functions:
@@ -68,7 +88,9 @@ def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatR
             rank = len(vi.type.tensor_type.shape.dim) if vi is not None and vi.type.tensor_type.HasField("shape") else 4
             if rank != 4:
                 rep.problems.append(f"{where}: GridSample on a {rank}-D input; TensorRT supports 4-D only")
-        if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1 and n.input[1] not in consts:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            rep.problems.extend(_qdq_problems(n, where, consts, inits))
+        if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1 and n.input[1] not in consts | dq_consts:
             rep.problems.append(f"{where}: weights {n.input[1]!r} are not an initializer; TensorRT needs constant weights")
         if n.op_type in ("Slice", "Squeeze", "Unsqueeze") and opset >= 13:
             idx = 3 if n.op_type == "Slice" else 1

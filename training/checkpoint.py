@@ -2,7 +2,8 @@
 
 ``RUN/<method>/checkpoint.pt`` (final) holds: ``format``, ``schema`` (dict), ``preset`` (dict),
 ``preprocessing`` (dict), ``method``, ``model`` (state dict), ``prototypes`` (list of (C_a, D) float32),
-``region_weight``, ``metrics`` (per stage), ``config``. Resumable state lives beside it in ``state.pt``
+``region_weight``, ``metrics`` (per stage), ``config``, ``data`` (the training dataset folder, for INT8
+calibration). Resumable state lives beside it in ``state.pt``
 (``RUN/stage1/state.pt`` for the shared stage 1).
 """
 from __future__ import annotations
@@ -116,5 +117,6 @@ def load_run(path: str | Path, device: str = "cpu") -> tuple[FashionSearchNet, d
         "region_weight": float(ck.get("region_weight", 0.3)),
         "metrics": ck.get("metrics", {}),
         "config": ck.get("config", {}),
+        "data": ck.get("data"),  # the training dataset folder (absent in older checkpoints)
     }
     return model, meta

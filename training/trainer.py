@@ -346,7 +346,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "schema": self.schema.to_dict(), "preset": self.preset.to_dict(),
             "preprocessing": self.pre.to_dict(), "method": model.method, "model": _state_dict_cpu(model),
             "prototypes": prototypes, "region_weight": self.cfg.region_weight, "metrics": metrics,
-            "config": asdict(self.cfg), "train_rows": int(len(self.train_rows)),
+            "config": asdict(self.cfg), "train_rows": int(len(self.train_rows)), "data": str(self.ds.root),
         }, path)
         log.info("%s: wrote %s", model.method, path)
         return path
