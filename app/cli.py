@@ -19,6 +19,7 @@ COMMANDS = {
     "bench": "benchmark feature extraction per backend",
     "index": "index a catalogue into a gallery",
     "search": "search a gallery by image or item id, with manipulations",
+    "update": "add, remove or re-tag gallery items without a rebuild",
     "serve": "run the local HTTP service and kiosk page",
     "demo": "synthesise, train, export, index and search in one go",
 }

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 WORK = ".work"
+WORK_ADD = ".work-add"
 
 
 def list_catalogue(data: str | Path) -> list[dict[str, Any]]:
@@ -84,16 +85,31 @@ def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, 
                     on_total: Callable[[int, int], None] | None = None) -> Gallery:
     """Extract, build and publish. ``on_total(total, done)`` is told the work before it starts (for a bar)."""
     from fashionsearchnet.runtime.bundle import Bundle
-    from fashionsearchnet.runtime.extractor import FeatureExtractor
 
     out = Path(out)
     bundle = Bundle.open(bundle_path)
     ptr = store.read_pointer(out) if out.is_dir() else None
     if ptr is not None and not force:
         raise GalleryError(f"{out}: already holds a gallery (generation {ptr['generation']}); pass --force to "
-                           "rebuild it, or update it in place")
+                           "rebuild it, or update it in place with `fsn update`")
     records = list_catalogue(data)
-    work = out / WORK
+    table, boxes = extract_catalogue(bundle, records, out / WORK, backend, batch_size, progress, on_total)
+    ref = BundleRef(bundle.sha256, str(Path(bundle_path).resolve()), bundle.method)
+    g = Gallery.create(out, bundle.schema, search_params(bundle), ref, hnsw)
+    g.generation = None if ptr is None else int(ptr["generation"])  # --force replaces that generation
+    g.add(table, records, boxes)
+    g.save()
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    return g
+
+
+def extract_catalogue(bundle: Any, records: list[dict[str, Any]], work: Path, backend: str = "auto",
+                      batch_size: int = 32, progress: Callable[[int], None] | None = None,
+                      on_total: Callable[[int, int], None] | None = None) -> tuple[FeatureTable, np.ndarray]:
+    """Features and normalised attribute boxes of ``records`` with a runtime Bundle, batch by batch into
+    ``work/chunk_NNNNNN.npz`` (a rerun with the same bundle and list resumes); the caller removes ``work``."""
+    from fashionsearchnet.runtime.extractor import FeatureExtractor
+
     key = _plan_key(bundle.sha256, records, batch_size)
     plan = work / "plan.json"
     if work.is_dir() and (not plan.is_file() or json.loads(plan.read_text()).get("key") != key):
@@ -123,11 +139,24 @@ def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, 
         with np.load(work / f"chunk_{i:06d}.npz") as z:
             parts.append({k: z[k] for k in z.files})
     table = FeatureTable(*(np.concatenate([p[k] for p in parts]) for k in ("attr_reps", "region_reps", "probs")))
-    boxes = np.concatenate([p["attr_boxes"] for p in parts])
-    ref = BundleRef(bundle.sha256, str(Path(bundle_path).resolve()), bundle.method)
-    g = Gallery.create(out, bundle.schema, search_params(bundle), ref, hnsw)
-    g.generation = None if ptr is None else int(ptr["generation"])  # --force replaces that generation
-    g.add(table, records, boxes)
-    g.save()
-    shutil.rmtree(work, ignore_errors=True)
-    return g
+    return table, np.concatenate([p["attr_boxes"] for p in parts])
+
+
+def add_catalogue(gallery: Gallery, bundle: Any, data: str | Path, backend: str = "auto", batch_size: int = 32,
+                  progress: Callable[[int], None] | None = None,
+                  on_total: Callable[[int, int], None] | None = None) -> list[str]:
+    """Extract and add the images of ``data`` (dataset folder or image folder) that ``gallery`` does not hold yet
+    (by id); returns the added ids. Nothing is saved: call ``gallery.save()``. Work files: GALLERY/.work-add."""
+    gallery.check_bundle(bundle)
+    records = [r for r in list_catalogue(data) if r["id"] not in gallery._by_id]
+    if not records:
+        return []
+    work = gallery.root / WORK_ADD
+    table, boxes = extract_catalogue(bundle, records, work, backend, batch_size, progress, on_total)
+    gallery.add(table, records, boxes)
+    return [r["id"] for r in records]
+
+
+def finish_add(gallery: Gallery) -> None:
+    """Remove the extraction work files of :func:`add_catalogue` (after a successful save)."""
+    shutil.rmtree(gallery.root / WORK_ADD, ignore_errors=True)
