@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_batch < 1 or not 1 <= args.opt_batch <= args.max_batch:
         raise UsageError(f"--max-batch {args.max_batch} / --opt-batch {args.opt_batch}: need 1 <= opt <= max")
     bundle = Bundle.open(args.bundle)
-    precision = "fp16" if args.fp16 or bundle.precision == "fp16" else "fp32"
+    precision = "fp16" if args.fp16 else bundle.precision  # int8 bundles: Q/DQ in the ONNX, key "int8"
     paths = ensure_engines(bundle, precision, args.max_batch, args.opt_batch, args.cache,
                            rebuild=not args.no_rebuild, device_id=args.device)
     for g, p in paths.items():

@@ -93,7 +93,9 @@ def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, m
     builder = trt.Builder(logger)
     major = _trt_major(trt)
     st = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    strongly_typed = bundle_precision == "fp16" or major >= 11
+    # fp16 and int8 (Q/DQ) bundles carry their precision in the ONNX: strongly typed, no precision flags
+    # (TensorRT docs, "Explicit Quantization": use it with strong typing, precision build flags not needed)
+    strongly_typed = bundle_precision in ("fp16", "int8") or major >= 11
     flags = (1 << int(st)) if (strongly_typed and st is not None and major < 11) else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -101,6 +103,9 @@ def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, m
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailable(f"backend trt: TensorRT {trt.__version__} cannot parse {onnx_path}: {errs}")
     config = builder.create_builder_config()
+    if precision == "fp16" and bundle_precision == "int8":
+        raise BackendUnavailable(f"backend trt: {onnx_path} is an int8 (Q/DQ) bundle, its precision is in the ONNX; "
+                                 "build it without --fp16")
     if precision == "fp16" and bundle_precision != "fp16":
         flag = getattr(trt.BuilderFlag, "FP16", None)
         if flag is None or major >= 11:
