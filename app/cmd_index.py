@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="feature extraction backend")
     p.add_argument("--batch-size", type=int, default=32, help="images per extraction batch (default 32)")
     p.add_argument("--M", type=int, default=16, help="hnsw graph degree (default 16)")
-    p.add_argument("--ef-construction", type=int, default=100, help="hnsw build beam (default 100)")
+    p.add_argument("--ef-construction", type=int, default=40,
+                   help="hnsw build beam (default 40: the fastest build with recall@30 >= 0.99, measured)")
     p.add_argument("--ef", type=int, default=128, help="hnsw search beam, stored and re-applied on load (default 128)")
     p.add_argument("--force", action="store_true", help="rebuild a gallery that already exists (atomically)")
 

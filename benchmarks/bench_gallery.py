@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=30)
     ap.add_argument("--M", type=int, default=16)
-    ap.add_argument("--ef-construction", type=int, default=100)
+    ap.add_argument("--ef-construction", type=int, default=40)
     ap.add_argument("--ef", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/gallery")
