@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# hnsw build rate vs recall ({args.items} synthetic items, G=128, ef={args.ef}, k={args.k}, "
              f"{len(qrows)} queries)", "", f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
              "Build rate for a gallery's 6 indices = measured 2-index build (projection + add_items, 2 threads) / 3.",
-             "", f"| M | ef_construction | items/s (6 indices) | 2-index build s | " +
+             "", "| M | ef_construction | items/s (6 indices) | 2-index build s | " +
              " | ".join(f"recall@{args.k} {n}" for n in names) + " | 1-min load |",
              "|---|---|---|---|" + "---|" * len(names) + "---|"]
     for r in rows:
