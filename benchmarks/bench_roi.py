@@ -144,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         aams, rmaps = smooth_maps(rng, n, 5, a.size), smooth_maps(rng, n, 3, a.size)
         source = f"smooth random maps (Gaussian-blurred noise), {a.size}x{a.size}"
     base = load_baseline(a.baseline_ref)
-    impls = {f"baseline ({a.baseline_ref})": base.all_boxes, "current": roi.all_boxes}
+    plan = roi.subtract_plan(schema)
+    bname = f"baseline ({a.baseline_ref})"
+    # as the extractor calls them: the current version with the subtraction plan made once
+    impls = {bname: base.all_boxes,
+             "current": lambda am, rm, sc, th=roi.DEFAULT_THRESH: roi.all_boxes(am, rm, sc, th, plan)}
+    in_pipeline = {bname: lambda am, rm, sc, th=roi.DEFAULT_THRESH, *_: base.all_boxes(am, rm, sc, th),
+                   "current": roi.all_boxes}
     for i in range(0, n, 32):
         np.testing.assert_array_equal(roi.all_boxes(aams[i:i + 32], rmaps[i:i + 32], schema),
                                       base.all_boxes(aams[i:i + 32], rmaps[i:i + 32], schema))
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                      "batch1_cold_ms_p99": float(np.percentile(cold, 99)),
                      "batch32_ms_per_image_p50": float(np.percentile(t32, 50))}
     if a.bundle:
-        for name, ms in pipeline_roi(a.bundle, impls, a.pipeline_runs, a.seed).items():
+        for name, ms in pipeline_roi(a.bundle, in_pipeline, a.pipeline_runs, a.seed).items():
             res[name]["pipeline_roi_ms_p50"] = ms
     cmd = "python benchmarks/bench_roi.py " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}; "

@@ -79,6 +79,7 @@ class FeatureExtractor:
         self.schema = self.bundle.schema
         self.pre = self.bundle.preprocessing
         self.thresh = float(self.bundle.roi.get("aam_threshold", roi.DEFAULT_THRESH))
+        self._subtract = roi.subtract_plan(self.schema)  # once, not per batch (the ROI step is cold at batch 1)
         self.last_timings: dict[str, float] = {}
 
     @property
@@ -99,7 +100,7 @@ class FeatureExtractor:
         b, a, h, w = aams.shape
         if self.bundle.method == "no_aam":
             return roi.full_boxes(b, a + region_maps.shape[1], h, w)
-        return roi.all_boxes(aams, region_maps, self.schema, self.thresh)
+        return roi.all_boxes(aams, region_maps, self.schema, self.thresh, self._subtract)
 
     def run_batch(self, batch: np.ndarray, t: dict[str, float]) -> dict[str, np.ndarray]:
         """Preprocessed (B,3,S,S) float32 -> every output, adding stage times (ms) to ``t``."""

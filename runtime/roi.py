@@ -28,6 +28,7 @@ from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
 
 DEFAULT_THRESH = 0.2
+SubtractPlan = tuple[tuple[tuple[int, int], ...], bool]
 _LOOP_MAX = 256  # component rows up to which the plain loop beats the vectorised reduction (measured)
 
 
@@ -142,8 +143,13 @@ def region_boxes(region_maps: np.ndarray, schema: Schema, thresh: float = DEFAUL
     return largest_component_boxes(masks.reshape(b * r, h, w)).reshape(b, r, 4)
 
 
-def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh: float = DEFAULT_THRESH) -> np.ndarray:
-    """(B, A+R, 4): attribute boxes then region boxes, in one labelling call (the ``heads`` input)."""
+def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh: float = DEFAULT_THRESH,
+              subtract: SubtractPlan | None = None) -> np.ndarray:
+    """(B, A+R, 4): attribute boxes then region boxes, in one labelling call (the ``heads`` input).
+
+    ``subtract``: :func:`subtract_plan` of ``schema``, computed once by callers that run many batches (the
+    extractor); None computes it here.
+    """
     aams = _check_maps(aams, "aams")
     region_maps = _check_maps(region_maps, "region_maps")
     b, a, h, w = aams.shape
@@ -162,7 +168,7 @@ def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh:
     np.greater(flat.reshape(b, k, h, w), thr.reshape(b, k, 1, 1), out=masks)
     if not 0.0 <= thresh <= 1.0:  # for 0 <= thresh <= 1 a map with max <= 0 has no cell above thresh * max
         masks &= (thr > 0).reshape(b, k, 1, 1) if thresh > 0 else (thr < 0).reshape(b, k, 1, 1)
-    sub, copy = _subtract_pairs(schema)
+    sub, copy = subtract if subtract is not None else subtract_plan(schema)
     if sub:
         src = masks[:, a:].copy() if copy else masks[:, a:]
         for i, j in sub:  # region i minus region j's raw mask (region_masks); bool x > y == x & ~y
@@ -170,11 +176,11 @@ def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh:
     return _label_boxes(tall.reshape(b * k, h + 1, w), h, w).reshape(b, k, 4)
 
 
-def _subtract_pairs(schema: Schema) -> tuple[list[tuple[int, int]], bool]:
+def subtract_plan(schema: Schema) -> SubtractPlan:
     """(region index, subtracted region index) pairs in schema order, and whether a subtracted region is itself
     changed by a subtraction (then the raw masks are copied first)."""
     names = [reg.name for reg in schema.regions]
-    pairs = [(i, names.index(sub)) for i, reg in enumerate(schema.regions) for sub in reg.subtract]
+    pairs = tuple((i, names.index(sub)) for i, reg in enumerate(schema.regions) for sub in reg.subtract)
     return pairs, bool({i for i, _ in pairs} & {j for _, j in pairs})
 
 

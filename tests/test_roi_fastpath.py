@@ -47,6 +47,7 @@ def test_all_boxes_equals_per_map_reference(kind, chain):
         aams, rmaps = _maps(rng, b, 5, h, w, kind), _maps(rng, b, 3, h, w, kind)
         for thresh in (0.2, 0.0, 0.7, 1.0, 1.5, -0.3):
             got = roi.all_boxes(aams, rmaps, schema, thresh)
+            np.testing.assert_array_equal(got, roi.all_boxes(aams, rmaps, schema, thresh, roi.subtract_plan(schema)))
             assert got.dtype == np.float32 and got.shape == (b, 8, 4)
             np.testing.assert_array_equal(got, _reference(aams, rmaps, schema, thresh), err_msg=f"{kind} {b} {thresh}")
 
