@@ -74,8 +74,11 @@ def test_ann_matches_exact_on_a_few_thousand_items(tmp_path):
         assert hits / (20 * 30) >= 0.97, (req, hits)
 
 
-def test_region_requests_on_a_large_gallery_are_approximate_and_match_exact(tmp_path):
-    """fsn_region above EXACT_BELOW: set-0 candidates re-scored exactly; same rows and distances as exact."""
+def test_region_requests_on_a_large_gallery_are_approximate_and_match_exact(tmp_path, monkeypatch):
+    """fsn_region above REGION_EXACT_BELOW: set-0 candidates re-scored exactly; same rows and distances as exact."""
+    import fashionsearchnet.gallery.gallery as gmod
+
+    monkeypatch.setattr(gmod, "REGION_EXACT_BELOW", 2000)  # a 3000-item gallery counts as large
     g, t = make_gallery(tmp_path / "g", n=3000, D=16, G=32, save=False, hnsw=HnswConfig(), structured=True)
     rng = np.random.default_rng(1)
     # a combined request whose sleeve colour the image-level candidate query cannot express is harder
@@ -169,3 +172,10 @@ def test_filter_strategies_exact_for_few_kept_rows_post_filter_otherwise(tmp_pat
     assert [r.row for r in few.results] == [r.row for r in g.search(q, k=30, filters=["stock=yes", "price=10"],
                                                                        exact=True).results]
     assert all(r.metadata["price"] == "10" and r.metadata["stock"] == "yes" for r in few.results)
+
+
+def test_region_requests_below_the_region_threshold_are_exact(tmp_path):
+    g, _ = make_gallery(tmp_path / "g", n=2500, save=False)  # above EXACT_BELOW, below REGION_EXACT_BELOW
+    res = g.search("img/00000.jpg", Request(region=(("sleeve", "color", "green"),)), k=5)
+    assert res.method == "fsn_region" and res.exact
+    assert not g.search("img/00000.jpg", k=5).exact  # the plain search still uses the index
