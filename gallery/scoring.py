@@ -351,11 +351,15 @@ def gallery_global(params: SearchParams, table: FeatureTable, astar: int) -> np.
 
 
 def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
+    """Squared norms (N,) float64 of F(table, a*), cached on the table."""
     key = ("F2", astar)
     hit = table._cache.get(key)
     if hit is None or hit[0] is not params:
-        f = gallery_global(params, table, astar).astype(np.float64)
-        hit = (params, (f * f).sum(1))
+        f = gallery_global(params, table, astar)
+        sq = np.empty(len(f), np.float64)
+        for s in range(0, len(f), _CHUNK):  # chunks bound the float64 temporary
+            sq[s:s + _CHUNK] = (f[s:s + _CHUNK].astype(np.float64) ** 2).sum(1)
+        hit = (params, sq)
         table._cache[key] = hit
     return hit[1]
 
