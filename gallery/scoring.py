@@ -2,9 +2,10 @@
 
 Shared by the PyTorch reference evaluation (``fsn eval`` on a run folder), the bundle evaluation and the
 gallery (exact search and re-ranking). :func:`score` computes distances in float64 from the differences, so
-that the ranking does not depend on the order of float32 sums; ties are broken by the smaller row index. :func:`exact_topk` gives
-the same top-k fast: float32 BLAS products with cached squared norms screen the rows, and those within the
-float32 rounding bound of the k-th distance are re-scored with :func:`score`.
+that the ranking does not depend on the order of float32 sums; ties are broken by the smaller row index.
+:func:`exact_topk` gives the same top-k fast: one float32 pass over the stored representations with cached
+squared norms screens the rows (no (N, G) table of global features is kept: ``F_s(q).F_s(g) = reps(g).v_s``),
+and the rows within the float32 rounding bound of the k-th distance are re-scored with :func:`score`.
 
 Methods:
 - ``fsn`` / ``no_aam``: global representations ``F(reps, a*)`` (eq. 7); manipulated attributes get their value's
@@ -119,7 +120,7 @@ def candidate_substitution(request: Request, schema: Schema) -> dict[int, int]:
 class FeatureTable:
     """Per-image features: attr_reps (N, A, D), region_reps (N, P, D), probs (N, sum C_a), all float32.
 
-    Treat as immutable once searched: derived arrays (global features, norms) are cached on the table.
+    Treat as immutable once searched: derived arrays (squared norms, N floats per space) are cached on the table.
     """
 
     attr_reps: np.ndarray
@@ -331,23 +332,12 @@ def score(
     sets = fsn_sets(manip)
     for astar in sets:
         qf = global_features(qa, params.lam, params.W, astar)
-        gf = gallery_global(params, gallery, astar)
         step = _rows_per_chunk(Q, qf.shape[1])
         for s in range(0, M, step):
             r = rows[s:s + step]
-            out[:, s:s + len(r)] += sq_dist(qf, gf[r])
+            out[:, s:s + len(r)] += sq_dist(qf, project_rows(gallery.attr_reps[r], params.lam, params.W, astar))
     out /= len(sets)
     return out
-
-
-def gallery_global(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
-    """F(table, a*) for every row, computed once per (table, params, a*) and cached on the table."""
-    key = ("F", astar)
-    hit = table._cache.get(key)
-    if hit is None or hit[0] is not params:
-        hit = (params, global_features(table.attr_reps, params.lam, params.W, astar))
-        table._cache[key] = hit
-    return hit[1]
 
 
 def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
@@ -355,10 +345,10 @@ def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> 
     key = ("F2", astar)
     hit = table._cache.get(key)
     if hit is None or hit[0] is not params:
-        f = gallery_global(params, table, astar)
-        sq = np.empty(len(f), np.float64)
-        for s in range(0, len(f), _CHUNK):  # chunks bound the float64 temporary
-            sq[s:s + _CHUNK] = (f[s:s + _CHUNK].astype(np.float64) ** 2).sum(1)
+        sq = np.empty(len(table), np.float64)
+        for s in range(0, len(table), _CHUNK):  # F in chunks: nothing (N, G) is kept
+            f = global_features(table.attr_reps[s:s + _CHUNK], params.lam, params.W, astar)
+            sq[s:s + _CHUNK] = (f.astype(np.float64) ** 2).sum(1)
         hit = (params, sq)
         table._cache[key] = hit
     return hit[1]
@@ -444,23 +434,31 @@ def screen_f32(
         d += gsq[rows].astype(np.float32)[None, :]
         d += qsq.astype(np.float32)[:, None]
         return np.maximum(d, 0.0), SCREEN_TOL * (qsq + gsq[rows].max(initial=0.0))
+    # fsn / no_aam in the representation space (no (N, G) cache of global features per set):
+    # F_s(q).F_s(g) = reps(g) . v_s with v_s = lam_s (x) (W_s F_s(q)); the mean over the sets is one pass
     qa = substitute(query.attr_reps, params.prototypes, manip)
     sets = fsn_sets(manip)
-    d = np.zeros((Q, len(rows)), np.float32)
-    tol = np.zeros(Q, np.float64)
+    A, D = qa.shape[1], qa.shape[2]
+    v = np.zeros((Q, A * D), np.float64)
+    qsq = np.zeros(Q, np.float64)
+    gsq = np.zeros(len(rows), np.float64)
     for astar in sets:
-        qf = global_features(qa, params.lam, params.W, astar)
-        gf = gallery_global(params, gallery, astar)
-        gsq = gallery_global_sq(params, gallery, astar)
-        qsq = (qf.astype(np.float64) ** 2).sum(1)
-        part = _take_cols(lambda sel: _dots(qf, gf[sel]), rows, n)
-        part *= -2.0
-        part += gsq[rows].astype(np.float32)[None, :]
-        part += qsq.astype(np.float32)[:, None]
-        d += np.maximum(part, 0.0)
-        tol += SCREEN_TOL * (qsq + gsq[rows].max(initial=0.0))
-    d /= len(sets)
-    return d, tol / len(sets)
+        qf = global_features(qa, params.lam, params.W, astar).astype(np.float64)
+        v += (qf @ params.W[astar].T.astype(np.float64)) * np.repeat(params.lam[astar].astype(np.float64), D)[None]
+        qsq += (qf ** 2).sum(1)
+        gsq += gallery_global_sq(params, gallery, astar)[rows]
+    S = len(sets)
+    v, qsq, gsq = v / S, qsq / S, gsq / S
+    fa = gallery.attr_reps.reshape(n, A * D)
+    d = _take_cols(lambda sel: _dots(v.astype(np.float32), fa[sel]), rows, n)
+    d *= -2.0
+    d += gsq.astype(np.float32)[None, :]
+    d += qsq.astype(np.float32)[:, None]
+    # rounding bound: the norms, and the dot through the representations (|reps . v| <= |reps| |v|)
+    rep_max = _cached(gallery, ("repmax",), None,
+                      lambda: float(np.sqrt(rep_norms(gallery)[0].sum(1).max(initial=0.0))))  # over all rows: a bound
+    tol = SCREEN_TOL * (qsq + gsq.max(initial=0.0) + 2.0 * np.linalg.norm(v, axis=1) * rep_max)
+    return np.maximum(d, 0.0), tol
 
 
 def exact_topk(

@@ -281,3 +281,17 @@ def test_project_rows_in_small_blocks_equals_global_features(params):
         np.testing.assert_allclose(project_rows(t.attr_reps, params.lam, params.W, s),
                                    global_features(t.attr_reps, params.lam, params.W, s), rtol=1e-5, atol=1e-6)
     assert project_rows(t.attr_reps[:0], params.lam, params.W, 0).shape == (0, params.W.shape[2])
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_exact_topk_screening_bound_holds_for_badly_scaled_projections(sch, scale):
+    """The float32 screen goes through the representations (reps . v); its error bound must hold whatever W's
+    scale, and near-duplicates (1e-4 apart) must come in the float64 order."""
+    p = random_params(sch, seed=3)
+    p = type(p)(sch, p.prototypes, p.lam, (p.W * scale).astype(np.float32), p.region_weight)
+    t = random_table(sch, 300, seed=4)
+    for j, r in enumerate((40, 41, 42, 43)):
+        t.attr_reps[r] = t.attr_reps[5] + 1e-4 * (j + 1)
+    for req in (Request(), REQUESTS[2]):
+        got, _ = exact_topk(p, t.take([5, 6]), req, t, "fsn", np.arange(300), 10)
+        np.testing.assert_array_equal(got, topk_rows(score(p, t.take([5, 6]), req, t, "fsn"), np.arange(300), 10))
