@@ -3,7 +3,7 @@ current code and, in the same process, for a baseline version of ``runtime/roi.p
 (``--baseline-ref``, default ad83c23: the version before the batch-1 work). Maps: 5 attribute maps + 3 region
 maps of 15x15 (the edge preset), either
 smooth CAM-like random maps (Gaussian-blurred noise, a few components each) or, with ``--bundle``, the real
-AAMs / region maps of a bundle's backbone on random 256 px images. Both versions' boxes are checked equal.
+AAMs / region maps of a bundle's backbone on fsn bench's synthetic 256 px images. Both versions' boxes are checked equal.
 
     nice -n 10 .venv/bin/python benchmarks/bench_roi.py --out benchmarks/results/roi_edge [--bundle BUNDLE]
 
@@ -54,8 +54,9 @@ def smooth_maps(rng: np.random.Generator, n: int, k: int, size: int) -> np.ndarr
 def bundle_maps(bundle: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, Schema]:
     from fashionsearchnet.runtime.extractor import FeatureExtractor
 
-    rng = np.random.default_rng(seed)
-    imgs = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(n)]
+    from fashionsearchnet.runtime.bench import synthetic_images
+
+    imgs = synthetic_images(n, seed=seed)  # fsn bench's inputs (smooth blobs)
     with FeatureExtractor(bundle, backend="ort-cpu") as fx:
         f = fx.extract(imgs)
         return f.aams, f.region_maps, fx.schema
@@ -101,8 +102,9 @@ def pipeline_roi(bundle: str, impls: dict, runs: int, seed: int) -> dict[str, fl
     """p50 of the extractor's ``roi`` stage (ms) at batch 1 for each implementation, interleaved in blocks."""
     from fashionsearchnet.runtime.extractor import FeatureExtractor
 
-    rng = np.random.default_rng(seed)
-    imgs = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(16)]
+    from fashionsearchnet.runtime.bench import synthetic_images
+
+    imgs = synthetic_images(16, seed=seed)  # fsn bench's inputs (smooth blobs)
     times: dict[str, list[float]] = {name: [] for name in impls}
     original = roi.all_boxes
     try:
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     n = 64
     if a.bundle:
         aams, rmaps, schema = bundle_maps(a.bundle, n, a.seed)
-        source = f"bundle {a.bundle} on random 256 px images"
+        source = f"bundle {a.bundle} on fsn bench's synthetic 256 px images (smooth blobs)"
     else:
         schema = Schema.from_dict(SCHEMA)
         rng = np.random.default_rng(a.seed)
