@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
               f"| disk bytes per item (all files) | {result['disk_bytes_per_item']:.0f} |",
               f"| disk bytes per item (hnsw indices only) | {result['index_disk_bytes_per_item']:.0f} |",
               f"| memory bytes per item (RSS growth on open) | {result['memory_bytes_per_item_rss']:.0f} |",
-              f"| memory bytes per item after the searches above (+ exact-search caches: F per set, norms) | "
+              f"| memory bytes per item after the searches above (+ the exact search's cached squared norms) | "
               f"{result['memory_bytes_per_item_rss_after_searches']:.0f} |", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -55,7 +55,7 @@ EXACT_BELOW = 2000  # galleries (or filtered subsets) this small are searched ex
 FILTER_EXACT_BELOW = 0.1  # a filter keeping less than this fraction of the gallery: exact search over the kept rows
 REGION_CANDIDATES_PER_K, REGION_CANDIDATES_MIN = 50, 1000  # approximate fsn_region: candidates re-scored exactly
 # exact fsn_region reads every stored representation (~0.38 ms per 1k items, no cached global features), the
-# approximate one costs ~8-13 ms (hnsw k=1500): measured 3.7 vs 8.3 ms at 20k items, 38 vs 13 ms at 100k
+# approximate one costs ~8-13 ms (hnsw k=1500): measured 3.7 vs 8.3 ms at 20k items, 28-38 vs 9-13 ms at 100k
 REGION_EXACT_BELOW = 30_000
 
 
