@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({"run": str(args.run), "data": str(args.data), "seed": args.seed,
-                               "results": result}, indent=2), encoding="utf-8")
+    # the shape every evaluating command writes: {"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}
+    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
     os.replace(tmp, out)
-    log.info("wrote %s\n%s", out, markdown_table(result))
+    log.info("wrote %s (run %s, data %s, seed %d)\n%s", out, args.run, args.data, args.seed, markdown_table(result))
     return 0

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                   "--warmup", "20"])
             manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
             b = json.loads(bj.read_text(encoding="utf-8"))["ort-cpu"]
-            res[prec] = {"eval": json.loads(ev.read_text(encoding="utf-8"))["results"][PROTOCOL],
+            res[prec] = {"eval": json.loads(ev.read_text(encoding="utf-8"))[PROTOCOL],
                          "batch1_total_ms_p50": b["batch1_total_ms_p50"], "backbone_ms_p50": b["stages_ms_p50"]["backbone"],
                          "throughput_ips": b["throughput_ips"], "export_s": round(export_s, 1),
                          "parity": manifest["parity"], "quantization": manifest.get("quantization")}

@@ -53,7 +53,7 @@ def test_losses_fall(run):
 def test_eval_end_to_end(run, data, tmp_path):
     out = tmp_path / "eval.json"
     assert main(["eval", str(run), str(data), "--json", str(out), "--protocols", "query,manipulation,region"]) == 0
-    res = json.loads(out.read_text())["results"]
+    res = json.loads(out.read_text())  # {"<protocol>": {"<method>": {...}}}
     assert set(res) == {"query", "manipulation", "region"}
     for proto in res.values():
         assert set(proto) == {"attribute", "no_aam", "fsn", "fsn_region"}
