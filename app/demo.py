@@ -165,7 +165,8 @@ def _step_index(out: Path, bundle: Path, data: Path, cfg: DemoConfig, bars: Bars
 
 
 def _bundle_matches_run(bundle: Path, run: Path) -> bool:
-    from fashionsearchnet.runtime.bundle import Bundle, sha256_file
+    from fashionsearchnet.fileio import sha256_file
+    from fashionsearchnet.runtime.bundle import Bundle
 
     b = Bundle.open(bundle)
     return b.manifest.get("run", {}).get("checkpoint_sha256") == sha256_file(run / "fsn" / "checkpoint.pt")

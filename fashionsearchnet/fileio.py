@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Mapping
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -25,3 +26,16 @@ def fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def verify_checksums(folder: str | Path, files: Mapping[str, str], error: type[Exception], listed_in: str,
+                     missing_hint: str, fix: str) -> None:
+    """Raise ``error`` for the first file of ``files`` (name -> sha256) that is missing or differs."""
+    for name, expected in files.items():
+        fp = Path(folder) / name
+        if not fp.is_file():
+            raise error(f"{fp}: missing {missing_hint} (listed in {listed_in}); {fix}")
+        got = sha256_file(fp)
+        if got != expected:
+            raise error(f"{fp}: sha256 mismatch ({listed_in} {expected[:12]}..., file {got[:12]}...); "
+                        f"the file was changed or truncated, {fix}")

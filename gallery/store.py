@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from fashionsearchnet.errors import GalleryError
-from fashionsearchnet.fileio import fsync_dir, sha256_file
+from fashionsearchnet.fileio import fsync_dir, sha256_file, verify_checksums
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,8 @@ def load_generation(root: Path) -> tuple[dict[str, Any], Path, int]:
     if hashlib.sha256(raw).hexdigest() != ptr["manifest_sha256"]:
         raise GalleryError(f"{mpath}: sha256 does not match {POINTER}; the file was changed or truncated, re-index it")
     manifest = json.loads(raw.decode("utf-8"))
-    for name, expected in manifest.get("files", {}).items():
-        fp = gdir / name
-        if not fp.is_file():
-            raise GalleryError(f"{fp}: missing (listed in {MANIFEST}); the gallery was damaged, re-index it")
-        got = sha256_file(fp)
-        if got != expected:
-            raise GalleryError(
-                f"{fp}: sha256 mismatch ({MANIFEST} {expected[:12]}..., file {got[:12]}...); the file is truncated "
-                "or corrupted, re-index the gallery"
-            )
+    verify_checksums(gdir, manifest.get("files", {}), GalleryError, MANIFEST, "from the gallery",
+                     "the gallery was damaged, re-index it")
     return manifest, gdir, int(ptr["generation"])
 
 

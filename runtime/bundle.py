@@ -19,7 +19,7 @@ import numpy as np
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import BundleError, SchemaError
-from fashionsearchnet.fileio import sha256_file
+from fashionsearchnet.fileio import verify_checksums
 from fashionsearchnet.runtime.features import SearchParams
 
 log = logging.getLogger(__name__)
@@ -101,16 +101,8 @@ class Bundle:
                 raise BundleError(f"{mpath}: graph {gfile} has no sha256 in 'files'; re-export the bundle")
         if PARAMS not in files:
             raise BundleError(f"{mpath}: {PARAMS} has no sha256 in 'files'; re-export the bundle")
-        for name, expected in files.items():
-            fp = root / name
-            if not fp.is_file():
-                raise BundleError(f"{fp}: missing from the bundle (listed in manifest.json); copy the whole bundle folder")
-            got = sha256_file(fp)
-            if got != expected:
-                raise BundleError(
-                    f"{fp}: sha256 mismatch (manifest {expected[:12]}..., file {got[:12]}...); the file was changed "
-                    "or truncated, copy the bundle again or re-export it"
-                )
+        verify_checksums(root, files, BundleError, "manifest.json", "from the bundle",
+                         "copy the whole bundle folder again or re-export it")
         try:
             schema = Schema.from_dict(manifest["schema"], source=f"{mpath} field 'schema'")
         except SchemaError as e:

@@ -76,7 +76,7 @@ def test_not_a_bundle_and_bad_json(tmp_path, bundle_copy):
 
 
 def test_params_with_wrong_shapes_are_refused(bundle_copy):
-    from fashionsearchnet.runtime.bundle import sha256_file
+    from fashionsearchnet.fileio import sha256_file
 
     with np.load(bundle_copy / "params.npz") as z:
         arrays = {k: z[k] for k in z.files}
