@@ -1,0 +1,54 @@
+"""Time `fsn synth` (issue 2: 2,000 images in under a minute).
+
+    .venv/bin/python benchmarks/bench_synth.py --count 2000 --out benchmarks/results/synth
+
+Writes OUT.json and OUT.md with the command and the machine. Runs the CLI as a user would (a subprocess, start-up
+included), ``--repeats`` times into fresh folders, and reports the median and the spread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="benchmarks/results/synth")
+    args = ap.parse_args(argv)
+    times = []
+    for r in range(args.repeats):
+        d = Path(tempfile.mkdtemp(prefix="fsn-synth-"))
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "synth", str(d / "s"), "--count",
+                        str(args.count), "--seed", "1", "--size", str(args.size)], check=True, capture_output=True)
+        times.append(time.monotonic() - t0)
+        shutil.rmtree(d)
+    cmd = " ".join([sys.executable, *sys.argv])
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, load {os.getloadavg()[0]:.1f}"
+    res = {"command": cmd, "machine": machine, "count": args.count, "size": args.size, "seconds": times,
+           "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    md = [f"# fsn synth --count {args.count} --size {args.size}", "", f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+          "| median s | min s | max s | runs | target |", "|---|---|---|---|---|",
+          f"| {res['median_s']:.1f} | {res['min_s']:.1f} | {res['max_s']:.1f} | {args.repeats} | < 60 s |", ""]
+    out.with_suffix(".md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
