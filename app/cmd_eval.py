@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
                               methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     # the shape every evaluating command writes: {"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}
-    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2))
     log.info("wrote %s (run %s, data %s, seed %d)\n%s", out, args.run, args.data, args.seed, markdown_table(result))
     return 0

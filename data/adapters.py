@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
 import os
 from pathlib import Path
 
-from fashionsearchnet.data.dataset import CSV_NAME, SCHEMA_NAME
+from fashionsearchnet.data.dataset import write_dataset
 from fashionsearchnet.data.schema import Attribute, Schema
 from fashionsearchnet.errors import DatasetError
 
@@ -35,19 +33,6 @@ DEEPFASHION_TYPES = {1: "texture", 3: "shape"}
 
 def _hash_fraction(name: str) -> float:
     return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-
-def _write(out: Path, header: list[str], rows: list[dict[str, str]], schema: Schema) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    for name, text in ((SCHEMA_NAME, schema.to_json() + "\n"), (CSV_NAME, buf.getvalue())):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
-    return out
 
 
 def _listing(path: Path) -> list[list[str]]:
@@ -110,7 +95,7 @@ def deepfashion_to_dataset(src: str | Path, out: str | Path) -> Path:
         raise DatasetError(f"{src}: no image has a texture or shape attribute; is this the attribute benchmark?")
     attrs = tuple(Attribute(k, tuple(sorted(v))) for k, v in values.items() if len(v) >= 2)
     keep = [a.name for a in attrs]
-    return _write(out, ["image", "split", *keep], [{k: r[k] for k in ("image", "split", *keep)} for r in rows],
+    return write_dataset(out, ["image", "split", *keep], [{k: r[k] for k in ("image", "split", *keep)} for r in rows],
                   Schema(attrs, ()))
 
 
@@ -154,9 +139,5 @@ def fashion_product_to_dataset(src: str | Path, out: str | Path, min_count: int 
         rows.append(row)
     attrs = tuple(Attribute(a, tuple(sorted(allowed[a]))) for a in FASHION_PRODUCT_ATTRS if len(allowed[a]) >= 2)
     header = ["image", "split", "item_id", *[a.name for a in attrs], "id", "name"]
-    return _write(out, header, [{k: r.get(k, "") for k in header} for r in rows], Schema(attrs, ()))
+    return write_dataset(out, header, [{k: r.get(k, "") for k in header} for r in rows], Schema(attrs, ()))
 
-
-def write_schema(out: str | Path, schema: Schema) -> None:
-    """Write ``schema.json`` into a dataset folder."""
-    Path(out, SCHEMA_NAME).write_text(json.dumps(schema.to_dict(), indent=2) + "\n", encoding="utf-8")

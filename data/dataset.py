@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -19,6 +20,7 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Attribute, Schema
 from fashionsearchnet.errors import DatasetError, SchemaError
+from fashionsearchnet.fileio import atomic_write_text
 
 CSV_NAME = "attributes.csv"
 SCHEMA_NAME = "schema.json"
@@ -79,6 +81,19 @@ def stable_split(path: str) -> str:
     """80/15/5 train/gallery/query split from a hash of the relative image path."""
     h = int(hashlib.sha1(path.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "train" if h < 80 else ("gallery" if h < 95 else "query")
+
+
+def write_dataset(out: str | Path, header: list[str], rows: list[dict[str, str]], schema: Schema) -> Path:
+    """Write a dataset folder's ``schema.json`` and ``attributes.csv`` (each atomically); the inverse of load_dataset."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / SCHEMA_NAME, schema.to_json() + "\n")
+    atomic_write_text(out / CSV_NAME, buf.getvalue())
+    return out
 
 
 def check_image_file(path: Path) -> str | None:

@@ -9,10 +9,7 @@ truth (``sleeve:color`` ...). ``masks/<stem>.png`` holds the visible region labe
 """
 from __future__ import annotations
 
-import csv
 import functools
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from fashionsearchnet.data.dataset import write_dataset
 from fashionsearchnet.data.schema import Attribute, Region, Schema
 from fashionsearchnet.errors import UsageError
 
@@ -301,15 +299,6 @@ def _row(d: Design) -> dict[str, str]:
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
              splits: tuple[float, float, float] = DEFAULT_SPLITS, masks: bool = True,
              progress: Callable[[int], None] | None = None) -> Path:
@@ -352,12 +341,4 @@ def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
             if progress:
                 progress(1)
         design_no += 1
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    _atomic_write_text(out / "schema.json", json.dumps(synthetic_schema().to_dict(), indent=2) + "\n")
-    _atomic_write_text(out / "attributes.csv", buf.getvalue())
-    return out
+    return write_dataset(out, header, rows, synthetic_schema())

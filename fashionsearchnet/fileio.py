@@ -19,6 +19,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file via a temporary file + fsync + rename: a crash leaves the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def fsync_dir(path: str | Path) -> None:
     """fsync a directory so that a rename inside it survives a crash."""
     fd = os.open(path, os.O_RDONLY)
