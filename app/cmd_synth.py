@@ -1,4 +1,4 @@
-"""fsn synth OUT --count N --seed S [--size PX] [--splits T,G,Q] [--no-masks]"""
+"""fsn synth OUT --count N --seed S [--size PX] [--splits T,G,Q] [--no-masks] [--workers W]"""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", type=_splits, default=(0.75, 0.20, 0.05),
                    help="train,gallery,query fractions (default 0.75,0.2,0.05)")
     p.add_argument("--no-masks", action="store_true", help="do not write masks/ (region label images)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="rendering processes (default: one per CPU, at most 16); the output does not depend on it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--count must be a positive number of images, got {args.count}")
     with bar(args.count, "synth", "img") as advance:
         out = generate(args.out, args.count, seed=args.seed, size=args.size, splits=args.splits,
-                       masks=not args.no_masks, progress=advance)
+                       masks=not args.no_masks, progress=advance, workers=args.workers)
     log.info("wrote %d images to %s (attributes.csv, schema.json%s)", args.count, out,
              "" if args.no_masks else ", masks/")
     return 0

@@ -64,7 +64,7 @@ def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] 
 
     ds = load_dataset(data)
     cfg = TrainConfig(preset=args.preset, methods=("attribute", "no_aam", "fsn"), device=args.device, seed=args.seed,
-                      epochs=epochs or args.epochs, batch_size=args.batch_size)
+                      epochs=epochs or args.epochs, batch_size=args.batch_size, global_batch=args.global_batch)
     bars = lambda n, d: bar(n, d)  # noqa: E731
     t0 = time.monotonic()
     summary = train(ds, run, cfg, bars=bars)
@@ -97,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", default="10,10,10")
     ap.add_argument("--real-epochs", default=None, help="epochs for the real catalogue (default: --epochs)")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--global-batch", type=int, default=256, help="rows per stage-3 step")
+    ap.add_argument("--workers", type=int, default=None, help="synth rendering processes (default: one per CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--iou-images", type=int, default=500, help="gallery images used for the IoU numbers")
     ap.add_argument("--work", default="/tmp/fsn-train-methods", help="data and run folders (reused: resumes)")
     ap.add_argument("--real", default="../shared/data/fashion-product-224", help="fashion-product-224 folder")
+    ap.add_argument("--real-dataset", default=None,
+                    help="an already converted fashion-product dataset folder (attributes.csv); overrides --real")
     ap.add_argument("--out", default="benchmarks/results/train_methods", help="writes OUT.json and OUT.md")
     args = ap.parse_args(argv)
     e = [int(x) for x in args.epochs.split(",")]
@@ -119,16 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     data = work / f"synth-{args.count}-{args.seed}-{args.size}"
     if not (data / "attributes.csv").is_file():
         with bar(args.count, "synth", "img") as adv:
-            generate(data, args.count, seed=args.seed, size=args.size, splits=splits, progress=adv)
+            generate(data, args.count, seed=args.seed, size=args.size, splits=splits, progress=adv,
+                     workers=args.workers)
     synth = _train_eval(data, work / f"run-synth-{args.preset}", args,
                         ("query", "manipulation", "region", "item", "adde"))
     ds = synth.pop("dataset_obj")
     iou_rows = ds.indices("gallery")[: args.iou_images]
     synth["localisation"] = _localisation(work / f"run-synth-{args.preset}", ds, iou_rows, args.device)
     real = None
-    if Path(args.real, "labels.csv").is_file():
+    dest = Path(args.out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = {k: v for k, v in synth.items()}
+    dest.with_suffix(".partial.json").write_text(json.dumps({"synthetic": partial}, indent=2, default=float),
+                                                 encoding="utf-8")
+    if args.real_dataset or Path(args.real, "labels.csv").is_file():
         from fashionsearchnet.data.adapters import fashion_product_to_dataset
-        rdata = work / "fashion-product"
+        rdata = Path(args.real_dataset) if args.real_dataset else work / "fashion-product"
         if not (rdata / "attributes.csv").is_file():
             fashion_product_to_dataset(args.real, rdata)
         real = _train_eval(rdata, work / f"run-real-{args.preset}", args, ("query", "manipulation", "item"),
@@ -147,8 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     out = {"command": cmd, "machine": _machine(args.device), "args": {k: v for k, v in vars(args).items()},
            "synthetic": synth, "real": real, "targets": targets}
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     dest.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float), encoding="utf-8")
     loc = synth["localisation"]
     fmt = lambda d: ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} n/a" for k, v in d.items())  # noqa: E731

@@ -64,7 +64,7 @@ def test_upload_640x480_jpeg_gives_pixel_boxes_and_attributes(kiosk_server, kios
 
 
 def test_unknown_value_on_the_real_service_is_422_with_valid_values(kiosk_server):
-    status, body = _post_json(kiosk_server, {"item_id": "images/000001.jpg", "sets": ["color=teal"]})
+    status, body = _post_json(kiosk_server, {"item_id": "images/000001.jpg", "sets": ["color=magenta"]})
     assert status == 422 and "red" in body["valid"]["values"]
 
 

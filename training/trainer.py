@@ -70,6 +70,8 @@ class TrainConfig:
             raise UsageError(f"--epochs must be one or three non-negative numbers (stage 1,2,3), got {self.epochs}")
         if self.batch_size < 2:
             raise UsageError(f"--batch-size must be at least 2 (triplets need pairs), got {self.batch_size}")
+        if self.global_batch < 2:
+            raise UsageError(f"--global-batch must be at least 2, got {self.global_batch}")
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
 
@@ -77,7 +79,7 @@ class TrainConfig:
         """What must not change when a run is resumed."""
         return {"preset": self.preset, "seed": self.seed, "batch_size": self.batch_size, "lr": self.lr,
                 "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "backbone_weights": self.backbone_weights}
+                "global_batch": self.global_batch, "backbone_weights": self.backbone_weights}
 
 
 def _seed_all(*parts: int) -> np.random.Generator:
@@ -313,7 +315,7 @@ class Trainer:
         A = model.num_attributes
 
         def step(rows: np.ndarray, rng: np.random.Generator):
-            total = R.sum() * 0.0
+            total = (model.lam.sum() + model.W.sum()) * 0.0  # a step without triplets is a zero-gradient step
             n_trip, n_ok = 0, 0
             for astar in range(A + 1):
                 t = global_triplets(index, rows, astar, model.num_classes, rng)

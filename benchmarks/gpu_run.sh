@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One prepared GPU run for issue 3: train the edge preset at full scale with --device cuda on the synthetic
+# catalogue (24,500 images: ~20k train, ~4k gallery, ~500 queries) and, when present, on a converted
+# fashion-product dataset at .carry/fp. Written for a bare GPU machine with python3 + torch + numpy + OpenCV
+# and no network: the package is installed from this checkout without dependencies.
+# While the GPU trains the real catalogue, the synthetic evaluation runs on the CPUs.
+# Results in $OUT (default /tmp/fsn-gpu-out): log.txt, eval_synth.json, eval_real.json, localisation.json,
+# ckpt/{attribute,no_aam,fsn}.pt (the synthetic run; benchmarks/gpu_report.py turns them into tables).
+# Usage:  OUT=/tmp/out bash benchmarks/gpu_run.sh        (EPOCHS, REAL_EPOCHS, COUNT, DEVICE override)
+set -uo pipefail
+OUT=${OUT:-/tmp/fsn-gpu-out}
+WORK=${WORK:-/tmp/fsn-gpu}
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+COUNT=${COUNT:-24500}
+EPOCHS=${EPOCHS:-10,10,10}
+REAL_EPOCHS=${REAL_EPOCHS:-10,10,10}
+PRESET=${PRESET:-edge}
+SIZE=${SIZE:-128}
+mkdir -p "$OUT/ckpt" "$WORK"
+export PYTHONUNBUFFERED=1
+LOG=$OUT/log.txt
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$LOG"; }
+"$PY" -m pip install -q --no-deps --no-build-isolation --no-index --target "$WORK/site" . >"$WORK/pip.log" 2>&1 \
+  || { cat "$WORK/pip.log"; exit 3; }
+export PYTHONPATH=$WORK/site
+FSN=("$PY" -m fashionsearchnet.app.cli)
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  "$PY" -c "import torch, cv2, numpy, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'cv2', cv2.__version__, 'numpy', numpy.__version__)"
+  echo "cpus $(nproc)"
+} 2>&1 | tee -a "$LOG"
+stamp "synth start"
+"${FSN[@]}" synth "$WORK/synth" --count "$COUNT" --seed 0 --size "$SIZE" --splits 0.8163,0.1633,0.0204 2>&1 \
+  | grep -v "it/s" | tee -a "$LOG"
+sha256sum "$WORK/synth/attributes.csv" | tee -a "$LOG"
+stamp "synth train start"
+timeout "${SYNTH_TRAIN_S:-330}" "${FSN[@]}" train "$WORK/synth" --out "$WORK/run-synth" --preset "$PRESET" \
+  --method attribute,no_aam,fsn --epochs "$EPOCHS" --device "$DEVICE" --seed 0 2>&1 | grep -v "it/s" | tee -a "$LOG"
+stamp "synth train exit ${PIPESTATUS[0]}"
+for m in attribute no_aam fsn; do
+  [ -f "$WORK/run-synth/$m/checkpoint.pt" ] && cp "$WORK/run-synth/$m/checkpoint.pt" "$OUT/ckpt/$m.pt"
+done
+# CPU: synthetic evaluation (every protocol) and localisation, in the background
+( "${FSN[@]}" eval "$WORK/run-synth" "$WORK/synth" --json "$OUT/eval_synth.json" --device cpu >"$WORK/eval_synth.log" 2>&1
+  echo "eval synth exit $?" >>"$WORK/eval_synth.log" ) &
+EVAL_PID=$!
+"$PY" - "$WORK" "$OUT" "$DEVICE" >>"$LOG" 2>&1 <<'PYEOF' &
+import json, sys
+from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from train_methods import _localisation
+from fashionsearchnet.data.dataset import load_dataset
+work, out, device = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+ds = load_dataset(work / "synth")
+loc = _localisation(work / "run-synth", ds, ds.indices("gallery")[:500], device)
+(out / "localisation.json").write_text(json.dumps(loc, indent=2, default=float))
+print("localisation written")
+PYEOF
+LOC_PID=$!
+if [ -f .carry/fp/attributes.csv ]; then
+  stamp "real train start"
+  timeout "${REAL_TRAIN_S:-150}" "${FSN[@]}" train .carry/fp --out "$WORK/run-real" --preset "$PRESET" \
+    --method attribute,no_aam,fsn --epochs "$REAL_EPOCHS" --device "$DEVICE" --seed 0 2>&1 | grep -v "it/s" | tee -a "$LOG"
+  stamp "real train exit ${PIPESTATUS[0]}"
+  timeout "${REAL_EVAL_S:-120}" "${FSN[@]}" eval "$WORK/run-real" .carry/fp --json "$OUT/eval_real.json" \
+    --protocols query,manipulation,item --device "$DEVICE" 2>&1 | grep -v "it/s" | tail -30 | tee -a "$LOG"
+  stamp "real eval done"
+fi
+wait "$LOC_PID"
+stamp "localisation done"
+wait "$EVAL_PID"
+grep -v "it/s" "$WORK/eval_synth.log" | tail -40 >>"$LOG"
+stamp "all done"
