@@ -29,13 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
-    from fashionsearchnet.evaluation.protocol import PROTOCOLS, markdown_table
+    from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table
     from fashionsearchnet.gallery.evaluate import evaluate_bundle, is_bundle
 
     protocols = tuple(x.strip() for x in args.protocols.split(",")) if args.protocols else PROTOCOLS
-    bad = [x for x in protocols if x not in PROTOCOLS]
+    bad = [x for x in protocols if x not in PROTOCOLS + EXTRA_PROTOCOLS]
     if bad:
-        raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(PROTOCOLS)}")
+        raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(PROTOCOLS + EXTRA_PROTOCOLS)}")
     methods = None
     if args.methods and not is_bundle(args.run):
         from fashionsearchnet.training.model import canonical_method

@@ -5,6 +5,7 @@
 Generates ``--count`` images with ``--seed`` (a seed the run was not trained on) split only into gallery and query
 (default 4,500: ~4,000 gallery, ~500 queries, the sizes issue 3 suggests), runs ``fsn eval RUN DATA --json`` and
 writes OUT.json (the eval JSON) and OUT.md (table, command, machine). Reuses the catalogue and JSON if present.
+Besides the five protocols it reports ``region_differ`` / ``region_match``, the two halves of ``region``.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def main(argv=None) -> int:
                     "--splits", "0,0.8889,0.1111"]) == 0
     js = Path(args.work) / "heldout-eval.json"
     if not js.is_file():
-        assert fsn(["eval", args.run, str(data), "--json", str(js)]) == 0
+        assert fsn(["eval", args.run, str(data), "--json", str(js), "--protocols",
+                    "query,manipulation,region,region_differ,region_match,item,adde"]) == 0
     res = json.loads(js.read_text())
     cmd = " ".join([sys.executable, *sys.argv])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"

@@ -9,6 +9,9 @@ dataset rows of its top ``k`` results. The protocols build the (query, request, 
 - ``region``: with region truth columns (``sleeve:color``...), change one region's attribute; hit = a result
   that matches the query's image-level labels and region truth after the change (a change of the primary
   region, the torso, also changes the image-level attribute it describes).
+- ``region_differ`` / ``region_match`` (not run unless asked for): the ``region`` pairs whose target is a
+  two-tone garment (some region's value of the requested attribute differs from the torso's, e.g. red torso
+  with green sleeves) / a garment of one colour or pattern. The paper's region-aware search is about the first.
 - ``item``: where item_id exists, for every gallery variant of the query's item with other labels, ask for
   those labels; hit = that same item in the requested variant (recall@K).
 - ``adde``: the protocol of later papers (ADDE-M): gallery = gallery and query images together, the query image
@@ -31,6 +34,7 @@ from fashionsearchnet.gallery.scoring import Request  # one request type for eve
 
 KS = (1, 5, 10, 20, 30, 50)
 PROTOCOLS = ("query", "manipulation", "region", "item", "adde")
+EXTRA_PROTOCOLS = ("region_differ", "region_match")  # breakdowns of ``region``, run only when asked for
 
 
 class Searcher(Protocol):
@@ -117,6 +121,23 @@ def _manipulation_pairs(dataset: Dataset, queries: np.ndarray, gallery: np.ndarr
     return qs, reqs, targets
 
 
+def _two_tone(dataset: Dataset, task: Task) -> np.ndarray:
+    """(Q,) for a region task: is the target two-tone in the requested attribute (a known region value of that
+    attribute differs from the primary region's)?"""
+    schema = dataset.schema
+    primary = schema.primary_region
+    cols = list(task.region_columns)
+    out = np.zeros(len(task.requests), bool)
+    for i, req in enumerate(task.requests):
+        (_, attr, _), = req.region
+        ref = task.region_targets[i, cols.index(f"{primary}:{attr}")] if f"{primary}:{attr}" in cols else -1
+        for c, col in enumerate(cols):
+            if col.endswith(f":{attr}") and col != f"{primary}:{attr}":
+                v = task.region_targets[i, c]
+                out[i] |= bool(v >= 0 and ref >= 0 and v != ref)
+    return out
+
+
 def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
     """The (query, request, target) list of one protocol, deterministic for a seed."""
     schema = dataset.schema
@@ -186,8 +207,13 @@ def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int 
         task = Task(protocol, np.asarray(qs, np.int64), reqs, t, _empty_region_targets(len(qs), cols), cols,
                     gallery, item_targets=items)
         return task  # the variant itself is in the gallery, so every pair is satisfiable
+    elif protocol in EXTRA_PROTOCOLS:
+        task = build_task(dataset, "region", seed=seed, max_queries=max_queries)
+        keep = _two_tone(dataset, task) == (protocol == "region_differ")
+        return Task(protocol, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k],
+                    task.targets[keep], task.region_targets[keep], cols, task.gallery_rows)
     else:
-        raise UsageError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+        raise UsageError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS + EXTRA_PROTOCOLS)}")
     keep = _satisfiable(dataset, task.gallery_rows, task.targets, task.region_targets, cols)
     return Task(task.name, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k],
                 task.targets[keep], task.region_targets[keep], cols, task.gallery_rows)
@@ -229,7 +255,7 @@ def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Seq
     """
     result: dict[str, dict[str, dict]] = {}
     for proto in protocols:
-        if proto == "region" and not dataset.region_labels:
+        if proto.startswith("region") and not dataset.region_labels:
             continue
         if proto == "item" and all(i is None for i in dataset.item_ids):
             continue

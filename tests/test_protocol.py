@@ -129,3 +129,19 @@ def test_sampling_is_deterministic_and_table_renders():
     assert a.tolist() == b.tolist() and len(a) == 4 and a.tolist() != c.tolist()
     res = evaluate(ds, {"m": FixedOrder([0, 1])}, protocols=["query"], seed=3, max_queries=4)
     assert "| query | m | 100.0 |" in markdown_table(res)
+
+
+def test_region_breakdown_splits_two_tone_from_one_colour_targets():
+    # query 0: torso r, sleeve g (two-tone).  sleeve->r makes it one colour (target row 1);
+    # torso->g makes it one colour too (row 2); sleeve->b would be two-tone (row 3: torso r, sleeve b)
+    rows = [("query", R, S), ("gallery", R, S), ("gallery", G, S), ("gallery", R, S)]
+    region = {"sleeve:color": [G, R, G, B], "torso:color": [R, R, G, R]}
+    ds = make(rows, region)
+    differ, match = build_task(ds, "region_differ"), build_task(ds, "region_match")
+    assert [r.region for r in differ.requests] == [(("sleeve", "color", "b"),)]
+    assert sorted(r.region for r in match.requests) == [(("sleeve", "color", "r"),), (("torso", "color", "g"),)]
+    assert len(differ.requests) + len(match.requests) == len(build_task(ds, "region").requests)
+    res = evaluate(ds, {"m": FixedOrder([3, 1, 2])}, protocols=["region_differ", "region_match"], ks=(1, 2))
+    # differ: sleeve->b wants row 3 (rank 1).  match: sleeve->r wants row 1 (rank 2), torso->g row 2 (rank 3)
+    assert res["region_differ"]["m"]["top1"] == 100.0
+    assert (res["region_match"]["m"]["top1"], res["region_match"]["m"]["top2"]) == (0.0, 50.0)
