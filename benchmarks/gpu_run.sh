@@ -43,7 +43,8 @@ for m in attribute no_aam fsn; do
   [ -f "$WORK/run-synth/$m/checkpoint.pt" ] && cp "$WORK/run-synth/$m/checkpoint.pt" "$OUT/ckpt/$m.pt"
 done
 # CPU: synthetic evaluation (every protocol) and localisation, in the background
-( "${FSN[@]}" eval "$WORK/run-synth" "$WORK/synth" --json "$OUT/eval_synth.json" --device cpu >"$WORK/eval_synth.log" 2>&1
+( "${FSN[@]}" eval "$WORK/run-synth" "$WORK/synth" --json "$OUT/eval_synth.json" --device cpu \
+    --protocols query,manipulation,region,region_differ,region_match,item,adde >"$WORK/eval_synth.log" 2>&1
   echo "eval synth exit $?" >>"$WORK/eval_synth.log" ) &
 EVAL_PID=$!
 "$PY" - "$WORK" "$OUT" "$DEVICE" >>"$LOG" 2>&1 <<'PYEOF' &

@@ -78,6 +78,20 @@ def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] 
             "results": res, "train_s": t_train, "eval_s": t_eval, "train_metrics": metrics, "dataset_obj": ds}
 
 
+def _targets(r: dict) -> dict[str, float]:
+    """Issue 3's synthetic targets from an eval result {protocol: {method: {...}}}."""
+    t30 = lambda p, m: r.get(p, {}).get(m, {}).get("top30", float("nan"))  # noqa: E731
+    out = {
+        "fsn_minus_attribute_manipulation_top30": t30("manipulation", "fsn") - t30("manipulation", "attribute"),
+        "fsn_minus_no_aam_manipulation_top30": t30("manipulation", "fsn") - t30("manipulation", "no_aam"),
+        "fsn_region_over_fsn_region_top30": t30("region", "fsn_region") / max(t30("region", "fsn"), 1e-9),
+    }
+    if "region_differ" in r:
+        out["fsn_region_over_fsn_region_differ_top30"] = (t30("region_differ", "fsn_region")
+                                                         / max(t30("region_differ", "fsn"), 1e-9))
+    return out
+
+
 def _table(res: dict, protos, ks=(1, 10, 30, 50)) -> str:
     lines = ["| protocol | method | " + " | ".join(f"top{k}" for k in ks) + " | n |",
              "|" + "---|" * (len(ks) + 3)]
@@ -126,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             generate(data, args.count, seed=args.seed, size=args.size, splits=splits, progress=adv,
                      workers=args.workers)
     synth = _train_eval(data, work / f"run-synth-{args.preset}", args,
-                        ("query", "manipulation", "region", "item", "adde"))
+                        ("query", "manipulation", "region", "region_differ", "region_match", "item", "adde"))
     ds = synth.pop("dataset_obj")
     iou_rows = ds.indices("gallery")[: args.iou_images]
     synth["localisation"] = _localisation(work / f"run-synth-{args.preset}", ds, iou_rows, args.device)
@@ -148,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("train_methods").info("skipping the real catalogue: %s/labels.csv not found", args.real)
 
     r = synth["results"]
-    t30 = lambda p, m: r.get(p, {}).get(m, {}).get("top30", float("nan"))  # noqa: E731
-    targets = {
-        "fsn_minus_attribute_manipulation_top30": t30("manipulation", "fsn") - t30("manipulation", "attribute"),
-        "fsn_minus_no_aam_manipulation_top30": t30("manipulation", "fsn") - t30("manipulation", "no_aam"),
-        "fsn_region_over_fsn_region_top30": t30("region", "fsn_region") / max(t30("region", "fsn"), 1e-9),
-    }
+    targets = _targets(r)
     cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     out = {"command": cmd, "machine": _machine(args.device), "args": {k: v for k, v in vars(args).items()},
            "synthetic": synth, "real": real, "targets": targets}
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"# Training methods side by side ({args.preset} preset)", "", f"Command: `{cmd}`", "",
           f"Machine: {_machine(args.device)}", "",
           f"## Synthetic catalogue ({synth['rows']}; train {synth['train_s']:.0f} s, eval {synth['eval_s']:.0f} s)",
-          "", _table(r, ("query", "manipulation", "region", "item", "adde")), "",
+          "", _table(r, ("query", "manipulation", "region", "region_differ", "region_match", "item", "adde")), "",
           f"Targets: fsn - attribute (manipulation top30) {targets['fsn_minus_attribute_manipulation_top30']:+.1f} "
           f"(want >= +10); fsn - no_aam {targets['fsn_minus_no_aam_manipulation_top30']:+.1f} (want >= +3); "
           f"fsn_region / fsn (region top30) {targets['fsn_region_over_fsn_region_top30']:.2f}x (want >= 2x).", "",
