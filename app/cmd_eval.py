@@ -13,6 +13,16 @@ from fashionsearchnet.fileio import atomic_write_text
 log = logging.getLogger(__name__)
 
 
+def _weight(text: str) -> float:
+    try:
+        w = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number between 0 and 1") from None
+    if not 0.0 <= w <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: give a number between 0 and 1")
+    return w
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder written by 'fsn train', or a bundle folder written by 'fsn export'")
     p.add_argument("data", help="dataset folder (the same schema as the run)")
@@ -22,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--region-weight", type=_weight, default=None,
+                   help="fsn_region down-weight of the representations a region request does not touch, in [0, 1] "
+                        "(default: the one stored with the run or bundle)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"),
                    help="feature extraction backend when RUN is a bundle folder (default auto)")
 
@@ -44,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     if is_bundle(args.run):  # a bundle folder: runtime features + gallery search (no torch)
         result = evaluate_bundle(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
-                                 backend=args.backend, bars=lambda n, d: bar(n, d, "img"))
+                                 backend=args.backend, bars=lambda n, d: bar(n, d, "img"),
+                                 region_weight=args.region_weight)
     else:
         from fashionsearchnet.training.evaluate import evaluate_run
 
         result = evaluate_run(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
-                              methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"))
+                              methods=methods, device=args.device, bars=lambda n, d: bar(n, d, "img"),
+                              region_weight=args.region_weight)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     # the shape every evaluating command writes: {"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}

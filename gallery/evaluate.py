@@ -6,6 +6,7 @@ them). An ``fsn`` bundle is evaluated as ``fsn`` and as ``fsn_region``, like a r
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
@@ -26,8 +27,9 @@ def is_bundle(path: str | Path) -> bool:
 
 
 def bundle_searchers(bundle_path: str | Path, dataset: Dataset, backend: str = "auto", batch_size: int = 32,
-                     bars: Bars | None = None) -> dict[str, ExactSearcher]:
-    """{method name: ExactSearcher} over the bundle's features of ``dataset`` (fsn also as fsn_region)."""
+                     bars: Bars | None = None, region_weight: float | None = None) -> dict[str, ExactSearcher]:
+    """{method name: ExactSearcher} over the bundle's features of ``dataset`` (fsn also as fsn_region);
+    ``region_weight`` overrides the bundle's fsn_region down-weight."""
     from fashionsearchnet.runtime.bundle import Bundle
     from fashionsearchnet.runtime.extractor import FeatureExtractor
 
@@ -52,15 +54,17 @@ def bundle_searchers(bundle_path: str | Path, dataset: Dataset, backend: str = "
         full[name] = arr
     table = FeatureTable(full["attr_reps"], full["region_reps"], full["probs"])
     params = search_params(bundle)
+    if region_weight is not None:
+        params = dataclasses.replace(params, region_weight=float(region_weight))
     names = ("fsn", "fsn_region") if bundle.method == "fsn" else (bundle.method,)
     return {n: ExactSearcher(params, table, method=n) for n in names}
 
 
 def evaluate_bundle(bundle_path: str | Path, dataset: Dataset, protocols: Sequence[str] | None = None, seed: int = 0,
-                    max_queries: int | None = None, backend: str = "auto", bars: Bars | None = None
-                    ) -> dict[str, dict[str, dict[str, Any]]]:
+                    max_queries: int | None = None, backend: str = "auto", bars: Bars | None = None,
+                    region_weight: float | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """``evaluation.protocol.evaluate`` for a bundle: {protocol: {method: {top1.., n}}}."""
     from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
 
-    searchers = bundle_searchers(bundle_path, dataset, backend=backend, bars=bars)
+    searchers = bundle_searchers(bundle_path, dataset, backend=backend, bars=bars, region_weight=region_weight)
     return evaluate(dataset, searchers, protocols=tuple(protocols or PROTOCOLS), seed=seed, max_queries=max_queries)

@@ -152,3 +152,23 @@ def test_checkpoint_of_another_schema_is_refused(run, data, tmp_path):
     # resuming a run folder with another schema is refused too
     with pytest.raises(CheckpointError, match="another schema"):
         train(load_dataset(d), run, TrainConfig(preset="tiny", seed=1, methods=("fsn",), global_batch=16))
+
+
+def test_eval_region_weight_override(run, data, tmp_path):
+    from fashionsearchnet.evaluation.protocol import evaluate
+    from fashionsearchnet.gallery.scoring import ExactSearcher, SearchParams
+    from fashionsearchnet.training.evaluate import build_searchers, evaluate_run
+
+    ds = load_dataset(data)
+    stored = build_searchers(run, ds, methods=["fsn"])
+    assert stored["fsn_region"].params.region_weight == 0.3  # what the run was trained with
+    res = evaluate_run(run, ds, ["manipulation"], methods=["fsn"], region_weight=1.0)  # (no region pair here)
+    # the same as searching the stored features with weight 1.0 by hand
+    s = stored["fsn_region"]
+    by_hand = ExactSearcher(SearchParams(s.params.schema, s.params.prototypes, s.params.lam, s.params.W, 1.0),
+                            s.features, method="fsn_region")
+    want = evaluate(ds, {"fsn_region": by_hand}, ["manipulation"])["manipulation"]["fsn_region"]
+    assert res["manipulation"]["fsn_region"] == want and want["n"] > 0
+    with pytest.raises(SystemExit) as e:  # argparse: one-line usage error, exit 2
+        main(["eval", str(run), str(data), "--json", str(tmp_path / "x.json"), "--region-weight", "1.5"])
+    assert e.value.code == 2 and not (tmp_path / "x.json").exists()

@@ -52,8 +52,9 @@ def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.nda
 
 
 def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | None = None, device: str = "cpu",
-                    bars: Bars | None = None) -> dict[str, Any]:
-    """{name: ExactSearcher} for every finished method (fsn gives fsn and fsn_region)."""
+                    bars: Bars | None = None, region_weight: float | None = None) -> dict[str, Any]:
+    """{name: ExactSearcher} for every finished method (fsn gives fsn and fsn_region); ``region_weight``
+    overrides the fsn_region down-weight stored with the run."""
     from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
 
     rows = np.union1d(dataset.indices("gallery"), dataset.indices("query"))
@@ -62,7 +63,7 @@ def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | 
         feats, model, meta = method_features(run, m, dataset, rows, device, bars)
         params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
                               lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
-                              region_weight=meta["region_weight"])
+                              region_weight=meta["region_weight"] if region_weight is None else region_weight)
         table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=feats["region_reps"], probs=feats["probs"])
         names = ("fsn", "fsn_region") if m == "fsn" else (m,)
         for name in names:
@@ -72,9 +73,9 @@ def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | 
 
 def evaluate_run(run: str | Path, dataset: Dataset, protocols: Sequence[str] | None = None, seed: int = 0,
                  max_queries: int | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
-                 bars: Bars | None = None) -> dict[str, dict[str, dict]]:
+                 bars: Bars | None = None, region_weight: float | None = None) -> dict[str, dict[str, dict]]:
     """``evaluation.protocol.evaluate`` over every trained method of ``run`` on ``dataset``."""
     from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
 
-    searchers = build_searchers(run, dataset, methods, device, bars)
+    searchers = build_searchers(run, dataset, methods, device, bars, region_weight)
     return evaluate(dataset, searchers, protocols=tuple(protocols or PROTOCOLS), seed=seed, max_queries=max_queries)
