@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
-from fashionsearchnet.evaluation.protocol import evaluate
+from fashionsearchnet.evaluation.protocol import _two_tone, evaluate, evaluate_grouped
 from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
 from fashionsearchnet.training.evaluate import method_features
 
@@ -58,6 +58,19 @@ def searchers_for(run: Path, ds, weights, device: str):
     return out
 
 
+def by_requested_region(ds, searchers, seed: int) -> dict[str, dict[str, dict]]:
+    """Top-K of the ``region`` protocol split by the region asked for and by two-tone / one-colour target:
+    {"<region>/<differ|match>": {method: {...}}}."""
+    cache: dict[int, np.ndarray] = {}
+
+    def key(task, i):
+        if id(task) not in cache:
+            cache[id(task)] = _two_tone(ds, task)
+        return f"{task.requests[i].region[0][0]}/{'differ' if cache[id(task)][i] else 'match'}"
+
+    return evaluate_grouped(ds, searchers, "region", key, seed=seed, ks=(1, 10, 30))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True)
@@ -78,11 +91,12 @@ def main(argv=None) -> int:
     test_ds = load_dataset(args.test_data) if args.test_data else ds
     tres = evaluate(test_ds, searchers_for(run, test_ds, sorted({best, 0.3}), args.device),
                     protocols=PROTOS, seed=args.seed)
+    breakdown = by_requested_region(test_ds, searchers_for(run, test_ds, [best], args.device), args.seed)
     cmd = " ".join([sys.executable, *sys.argv])
     out = {"command": cmd, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
            "grid": GRID, "validation": vres, "validation_rows": {s: int(len(val.indices(s))) for s in
                                                                   ("gallery", "query")},
-           "chosen_weight": best, "test": tres}
+           "chosen_weight": best, "test": tres, "test_by_region": breakdown}
     dest = Path(args.out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
@@ -107,6 +121,11 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {r['region']['top1']:.1f} | {r['region']['top30']:.1f} | "
                      f"{r['region_differ']['top30']:.1f} | {r['region_match']['top30']:.1f} | "
                      f"{r['region']['n']}/{r['region_differ']['n']}/{r['region_match']['n']} |")
+    names = list(next(iter(breakdown.values()))) if breakdown else []
+    lines += ["", f"Test `region` pairs by the region asked for and the kind of target (chosen weight {best:g}), "
+              "Top-30 (n):", "", "| requested | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, r in breakdown.items():
+        lines.append(f"| {key} | " + " | ".join(f"{r[m]['top30']:.1f} ({r[m]['n']})" for m in names) + " |")
     dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -24,7 +24,7 @@ left out (it cannot be hit by any method); ``n`` counts the pairs kept. Accuraci
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -272,6 +272,34 @@ def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Seq
                     np.zeros((0, max(ks)), np.int64)
             result[proto][name] = score(dataset, task, res, ks)
     return result
+
+
+def evaluate_grouped(dataset: Dataset, searchers: Mapping[str, Searcher], protocol: str,
+                     group: Callable[[Task, int], str], seed: int = 0, max_queries: int | None = None,
+                     ks: Sequence[int] = KS) -> dict[str, dict[str, dict]]:
+    """One protocol's Top-K per group of its (query, request) pairs: ``{group: {method: {...}}}``, where
+    ``group(task, i)`` names pair i's group (e.g. the attribute a manipulation changes). Every method searches
+    once; the groups partition the pairs of :func:`build_task`."""
+    task = build_task(dataset, protocol, seed=seed, max_queries=max_queries)
+    names = np.array([group(task, i) for i in range(len(task.query_rows))], dtype=object)
+    k = min(max(ks), len(task.gallery_rows))
+    results = {m: np.asarray(s.search(task.query_rows, task.requests, task.gallery_rows, k), np.int64)
+               for m, s in searchers.items()} if len(task.query_rows) else {}
+    out: dict[str, dict[str, dict]] = {}
+    for g in sorted(set(names)):
+        keep = names == g
+        sub = Task(task.name, task.query_rows[keep], [r for r, kk in zip(task.requests, keep) if kk],
+                   task.targets[keep], task.region_targets[keep], task.region_columns, task.gallery_rows,
+                   None if task.item_targets is None else [t for t, kk in zip(task.item_targets, keep) if kk])
+        out[str(g)] = {m: score(dataset, sub, r[keep], [x for x in ks if x <= k]) for m, r in results.items()}
+    return out
+
+
+def requested_attribute(task: Task, i: int) -> str:
+    """Group key for :func:`evaluate_grouped`: the attribute(s) pair i asks to change (``region:attr`` for
+    region requests)."""
+    req = task.requests[i]
+    return "+".join([a for a, _ in req.set] + [f"{r}:{a}" for r, a, _ in req.region]) or "none"
 
 
 def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 10, 30, 50)) -> str:

@@ -145,3 +145,17 @@ def test_region_breakdown_splits_two_tone_from_one_colour_targets():
     # differ: sleeve->b wants row 3 (rank 1).  match: sleeve->r wants row 1 (rank 2), torso->g row 2 (rank 3)
     assert res["region_differ"]["m"]["top1"] == 100.0
     assert (res["region_match"]["m"]["top1"], res["region_match"]["m"]["top2"]) == (0.0, 50.0)
+
+
+def test_grouped_evaluation_partitions_the_pairs_by_requested_attribute():
+    from fashionsearchnet.evaluation.protocol import evaluate_grouped, requested_attribute
+
+    ds = make([("gallery", R, S), ("gallery", G, S), ("gallery", R, L), ("query", R, S), ("query", G, U)])
+    task = build_task(ds, "manipulation")
+    order = {(3, task.requests[0]): [1, 0, 2]}
+    s = FixedOrder([0, 1, 2], by_request=order)
+    res = evaluate_grouped(ds, {"m": s}, "manipulation", requested_attribute, ks=(1, 2))
+    # color: q3 color->g hit@1, q4 color->r hit@1; shape: q3 shape->l hit only at rank 3 (by hand, as above)
+    assert res == {"color": {"m": {"top1": 100.0, "top2": 100.0, "n": 2}},
+                   "shape": {"m": {"top1": 0.0, "top2": 0.0, "n": 1}}}
+    assert len(s.calls) == 1  # one search for all groups
