@@ -38,7 +38,8 @@ def _machine(device: str) -> str:
 def _localisation(run: Path, dataset, rows: np.ndarray, device: str) -> dict:
     from fashionsearchnet.training.checkpoint import load_run
     from fashionsearchnet.training.extract import extract
-    from fashionsearchnet.training.localisation import SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS, mean_box_iou
+    from fashionsearchnet.training.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS,
+                                                       mean_box_coverage, mean_box_iou)
 
     model, meta = load_run(run / "fsn", device=device)
     feats = extract(model, dataset, rows, device=device)
@@ -53,7 +54,16 @@ def _localisation(run: Path, dataset, rows: np.ndarray, device: str) -> dict:
     reg = mean_box_iou(feats["boxes"][:, A:], masks, [r.name for r in s.regions], SYNTH_REGION_LABELS, (h, w))
     whole = np.broadcast_to(np.array([0, 0, w - 1, h - 1], np.float32), (len(rows), A, 4))
     base = mean_box_iou(whole, masks, list(s.names), SYNTH_ATTRIBUTE_REGIONS, (h, w))
-    return {"images": int(len(rows)), "aam_box_iou": attr, "region_box_iou": reg, "whole_map_iou": base}
+    cover = mean_box_coverage(feats["boxes"][:, :A], masks, list(s.names), SYNTH_ATTRIBUTE_REGIONS, (h, w))
+    rcover = mean_box_coverage(feats["boxes"][:, A:], masks, [r.name for r in s.regions], SYNTH_REGION_LABELS, (h, w))
+    return {"images": int(len(rows)), "aam_box_iou": attr, "region_box_iou": reg, "whole_map_iou": base,
+            "aam_box_coverage": cover, "region_box_coverage": rcover,
+            "aam_box_area": float(_area(feats["boxes"][:, :A], (h, w)))}
+
+
+def _area(boxes: np.ndarray, hw: tuple[int, int]) -> float:
+    """Mean box area as a fraction of the map (cells are inclusive)."""
+    return float(((boxes[..., 2] - boxes[..., 0] + 1) * (boxes[..., 3] - boxes[..., 1] + 1)).mean() / (hw[0] * hw[1]))
 
 
 def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] | None = None) -> dict:
@@ -177,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(want >= +10); fsn - no_aam {targets['fsn_minus_no_aam_manipulation_top30']:+.1f} (want >= +3); "
           f"fsn_region / fsn (region top30) {targets['fsn_region_over_fsn_region_top30']:.2f}x (want >= 2x).", "",
           f"AAM box IoU with the true region ({loc['images']} gallery images): {fmt(loc['aam_box_iou'])}; "
-          f"whole-map box for comparison: {fmt(loc['whole_map_iou'])}; region boxes: {fmt(loc['region_box_iou'])}.",
+          f"whole-map box for comparison: {fmt(loc['whole_map_iou'])}; region boxes: {fmt(loc['region_box_iou'])}. "
+          f"Share of the true region inside the box: AAM boxes {fmt(loc['aam_box_coverage'])}; region boxes "
+          f"{fmt(loc['region_box_coverage'])}; mean AAM box area {loc['aam_box_area']:.2f} of the map.",
           ""]
     if real is not None:
         md += [f"## fashion-product-224 apparel ({real['rows']}; train {real['train_s']:.0f} s)", "",

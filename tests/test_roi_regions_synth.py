@@ -5,9 +5,8 @@ import pytest
 
 from fashionsearchnet.data.synth import generate, synthetic_schema
 from fashionsearchnet.runtime import roi
-from fashionsearchnet.training.localisation import (SYNTH_REGION_LABELS, box_iou, cell_box_to_pixels, mask_box,
-                                                   truth_boxes,
-                                                   mean_box_iou)
+from fashionsearchnet.training.localisation import (SYNTH_REGION_LABELS, box_coverage, box_iou, cell_box_to_pixels,
+                                                   mask_box, mean_box_coverage, mean_box_iou, truth_boxes)
 
 
 def test_box_helpers_by_hand():
@@ -20,6 +19,18 @@ def test_box_helpers_by_hand():
     two = np.zeros((4, 8), bool)
     two[1:3, 0:2] = two[0:2, 5:8] = True  # two parts: whole box first, then each part
     assert [t.tolist() for t in truth_boxes(two)] == [[0, 0, 8, 3], [0, 1, 2, 3], [5, 0, 8, 2]]
+
+
+def test_box_coverage_by_hand():
+    m = np.zeros((8, 8), bool)
+    m[2:4, 2:6] = True  # 8 pixels
+    assert box_coverage(np.array([0, 0, 8, 8.0]), m) == 1.0  # a big box holds it all (its IoU would be 8/64)
+    assert box_coverage(np.array([0, 0, 4, 8.0]), m) == 0.5  # columns 2-3 of 2-5
+    assert box_coverage(np.array([6, 6, 8, 8.0]), m) == 0.0
+    # mean over images, cell boxes on a 4x4 map of an 8x8 image (2 px per cell); region label 3
+    masks = [np.where(m, 3, 0).astype(np.uint8), np.zeros((8, 8), np.uint8)]  # the second has no such region
+    boxes = np.array([[[1, 1, 1, 1.0]], [[0, 0, 3, 3.0]]])  # cell (1,1) -> pixels [2,4) x [2,4): 4 of 8
+    assert mean_box_coverage(boxes, masks, ["collar"], {"collar": (3,)}, (4, 4)) == {"collar": 0.5}
 
 
 def test_region_boxes_of_planted_maps_overlap_the_planted_regions(tmp_path):

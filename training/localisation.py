@@ -69,3 +69,30 @@ def mean_box_iou(boxes: np.ndarray, masks: list[np.ndarray], names: list[str], l
             sums[name][0] += iou
             sums[name][1] += 1
     return {n: (s / c if c else None) for n, (s, c) in sums.items()}
+
+
+def box_coverage(box: np.ndarray, mask: np.ndarray) -> float:
+    """Fraction of the mask's pixels inside the half-open pixel box (1.0: the box holds the whole region)."""
+    total = int(mask.sum())
+    if total == 0:
+        return 0.0
+    x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+    x1, y1 = min(int(np.ceil(box[2])), mask.shape[1]), min(int(np.ceil(box[3])), mask.shape[0])
+    return float(mask[y0:y1, x0:x1].sum()) / total if x1 > x0 and y1 > y0 else 0.0
+
+
+def mean_box_coverage(boxes: np.ndarray, masks: list[np.ndarray], names: list[str],
+                      labels: dict[str, tuple[int, ...]], map_hw: tuple[int, int]) -> dict[str, float | None]:
+    """Like :func:`mean_box_iou`, the mean fraction of the true region's pixels inside each box: IoU punishes a
+    box that finds a small part (a collar trim) but is larger than it; coverage says whether the part is in it."""
+    sums = {n: [0.0, 0] for n in names}
+    for i, m in enumerate(masks):
+        for k, name in enumerate(names):
+            if name not in labels:
+                continue
+            region = np.isin(m, labels[name])
+            if not region.any():
+                continue
+            sums[name][0] += box_coverage(cell_box_to_pixels(boxes[i, k], map_hw, m.shape[:2]), region)
+            sums[name][1] += 1
+    return {n: (s / c if c else None) for n, (s, c) in sums.items()}

@@ -1,0 +1,56 @@
+"""AAM and region boxes of a trained ``fsn`` run against the synthetic catalogue's true region masks.
+
+    .venv/bin/python benchmarks/localisation.py --run /tmp/fsn-tm3/run-synth-edge \
+        --data /tmp/fsn-tm3/heldout-4500 --out benchmarks/results/localisation
+
+Mean IoU of each box with its true region (training/localisation.py), the share of the region's pixels inside
+the box, and a whole-map box for comparison, over the first ``--images`` gallery images. Writes OUT.json/.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_methods import _localisation  # noqa: E402
+
+from fashionsearchnet.data.dataset import load_dataset  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="run folder with an fsn method")
+    ap.add_argument("--data", required=True, help="a synthetic catalogue with masks/")
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--out", default="benchmarks/results/localisation")
+    args = ap.parse_args(argv)
+    ds = load_dataset(args.data)
+    loc = _localisation(Path(args.run), ds, ds.indices("gallery")[: args.images], "cpu")
+    cmd = " ".join([sys.executable, *sys.argv])
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    dest = Path(args.out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, **loc}, indent=2))
+    keys = [k for k in loc["aam_box_iou"]]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    md = [f"# Localisation of the fsn boxes ({loc['images']} gallery images of `{args.data}`)", "",
+          f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+          "| box | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
+          "| AAM box IoU | " + " | ".join(fmt(loc["aam_box_iou"][k]) for k in keys) + " |",
+          "| whole-map box IoU | " + " | ".join(fmt(loc["whole_map_iou"][k]) for k in keys) + " |",
+          "| share of the region inside the AAM box | " + " | ".join(fmt(loc["aam_box_coverage"][k]) for k in keys)
+          + " |", "",
+          f"Mean AAM box area: {loc['aam_box_area']:.2f} of the conv5 map. Region boxes: IoU "
+          + ", ".join(f"{k} {fmt(v)}" for k, v in loc["region_box_iou"].items()) + "; share inside "
+          + ", ".join(f"{k} {fmt(v)}" for k, v in loc["region_box_coverage"].items()) + ".", ""]
+    dest.with_suffix(".md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
