@@ -7,6 +7,7 @@ import json
 import logging
 
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone-weights", default=None,
                    help="local torchvision AlexNet state dict (features.* keys) for conv1-conv4 (paper preset)")
     p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between mid-epoch checkpoints")
-    p.add_argument("--region-weight", type=float, default=0.3, help="fsn_region down-weight stored with the run")
+    p.add_argument("--region-weight", type=float, default=DEFAULT_REGION_WEIGHT,
+                   help=f"fsn_region down-weight stored with the run, in [0, 1] (default {DEFAULT_REGION_WEIGHT}, "
+                        f"chosen on a validation split)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import torch
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import check_parity
 from fashionsearchnet.export.quantize import CalibrationSet, quantize_backbone
@@ -45,7 +46,7 @@ def _check_params(params: dict[str, np.ndarray], schema: Schema) -> dict[str, np
 
 def write_bundle(model: torch.nn.Module, schema: Schema, preprocessing: Preprocessing,
                  params: dict[str, np.ndarray], out: str | Path, method: str = "fsn", precision: str = "fp32",
-                 run_info: dict[str, Any] | None = None, region_weight: float = 0.3,
+                 run_info: dict[str, Any] | None = None, region_weight: float = DEFAULT_REGION_WEIGHT,
                  calibration: CalibrationSet | None = None) -> dict[str, Any]:
     """Export ``model`` to the bundle folder ``out`` (replaced atomically); returns the manifest.
 

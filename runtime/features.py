@@ -32,6 +32,12 @@ def global_representation(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray,
     return weighted.reshape(n, a * d) @ W[int(astar)]
 
 
+# fsn_region's down-weight of the representations a region request does not touch (section 4.4; the paper gives
+# no value). Chosen on a validation split of the training rows (benchmarks/region_weight.py): 0.5 on the
+# 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
+DEFAULT_REGION_WEIGHT = 0.5
+
+
 @dataclass
 class SearchParams:
     """What a search needs from a trained model: prototypes (C_a, D) per attribute, lam (A+1, A), W (A+1, A*D, G)."""
@@ -40,7 +46,7 @@ class SearchParams:
     prototypes: list[np.ndarray]
     lam: np.ndarray
     W: np.ndarray
-    region_weight: float = 0.3
+    region_weight: float = DEFAULT_REGION_WEIGHT
 
     def __post_init__(self) -> None:
         A = len(self.schema.attributes)

@@ -161,7 +161,7 @@ def test_eval_region_weight_override(run, data, tmp_path):
 
     ds = load_dataset(data)
     stored = build_searchers(run, ds, methods=["fsn"])
-    assert stored["fsn_region"].params.region_weight == 0.3  # what the run was trained with
+    assert stored["fsn_region"].params.region_weight == 0.5  # what the run was trained with (the default)
     res = evaluate_run(run, ds, ["manipulation"], methods=["fsn"], region_weight=1.0)  # (no region pair here)
     # the same as searching the stored features with weight 1.0 by hand
     s = stored["fsn_region"]

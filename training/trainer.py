@@ -28,6 +28,7 @@ import torch
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.errors import CheckpointError, TrainingError, UsageError
+from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
 from fashionsearchnet.training import losses
 from fashionsearchnet.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, STATE_NAME, load_file,
                                                   save_atomic, schema_mismatch)
@@ -61,7 +62,7 @@ class TrainConfig:
     global_batch: int = 256
     backbone_weights: str | None = None
     checkpoint_every_s: float = 120.0
-    region_weight: float = 0.3
+    region_weight: float = DEFAULT_REGION_WEIGHT
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
@@ -72,6 +73,8 @@ class TrainConfig:
             raise UsageError(f"--batch-size must be at least 2 (triplets need pairs), got {self.batch_size}")
         if self.global_batch < 2:
             raise UsageError(f"--global-batch must be at least 2, got {self.global_batch}")
+        if not 0.0 <= self.region_weight <= 1.0:
+            raise UsageError(f"--region-weight must be in [0, 1], got {self.region_weight}")
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
 
