@@ -1,0 +1,59 @@
+"""Held-out accuracy of the attribute classifier (the ``attribute`` method = stage 1) per attribute, and the share
+of images with every attribute right: how close a run's classifier is to saturating a catalogue.
+
+    .venv/bin/python benchmarks/attribute_accuracy.py --data /tmp/fsn-tm3/heldout-4500 \
+        --run /tmp/fsn-tm2/run-synth-edge --run /tmp/fsn-tm3/run-synth-edge --out benchmarks/results/attribute_accuracy
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, load_file, load_run
+from fashionsearchnet.training.extract import extract
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="labelled images (every row is used)")
+    ap.add_argument("--run", action="append", required=True, help="run folder with an attribute method (repeat)")
+    ap.add_argument("--out", default="benchmarks/results/attribute_accuracy")
+    args = ap.parse_args(argv)
+    ds = load_dataset(args.data)
+    rows = np.arange(len(ds))
+    res = {}
+    for run in args.run:
+        model, meta = load_run(Path(run) / "attribute")
+        probs = extract(model, ds, rows)["probs"]
+        s = meta["schema"]
+        off = np.concatenate([[0], np.cumsum(s.num_classes)])
+        known = ds.labels[rows] >= 0
+        ok = np.stack([probs[:, off[a]:off[a + 1]].argmax(1) == ds.labels[rows, a] for a in range(len(s.names))], 1)
+        res[run] = {"train_rows": int(load_file(Path(run) / "attribute" / CHECKPOINT_NAME)["train_rows"]),
+                    **{n: 100.0 * float(ok[known[:, a], a].mean()) for a, n in enumerate(s.names)},
+                    "all": 100.0 * float((ok | ~known).all(1).mean())}
+    cmd = " ".join([sys.executable, *sys.argv])
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    dest = Path(args.out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, "data": args.data,
+                                                     "results": res}, indent=2))
+    names = [k for k in next(iter(res.values())) if k != "train_rows"]
+    md = [f"# Attribute classifier accuracy on `{args.data}` ({len(rows)} images), percent", "", f"Command: `{cmd}`",
+          "", f"Machine: {machine}", "", "| run | train rows | " + " | ".join(names) + " |",
+          "|---|---|" + "---|" * len(names)]
+    md += [f"| `{r}` | {v['train_rows']} | " + " | ".join(f"{v[n]:.1f}" for n in names) + " |" for r, v in res.items()]
+    dest.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
