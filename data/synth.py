@@ -122,9 +122,15 @@ def make_design(rng: np.random.Generator) -> Design:
     return d
 
 
-def recolor(d: Design, rng: np.random.Generator) -> Design:
-    """A colour variant of the same product: every part that had the torso colour takes the new one."""
+def recolor(d: Design, rng: np.random.Generator, taken: tuple[str, ...] = ()) -> Design:
+    """A colour variant of the same product: every part that had the torso colour takes the new one.
+
+    ``taken`` are the torso colours of the product's earlier variants; the new colour is none of them.
+    (A drawn colour that is taken is redrawn, so variants without a clash are as before this rule.)
+    """
     new = _other(rng, tuple(COLORS), d.torso_color)
+    if new in taken:
+        new = _pick(rng, [c for c in COLORS if c != d.torso_color and c not in taken])
     same = lambda c: new if c == d.torso_color else (c if c != new else d.torso_color)  # noqa: E731
     return Design(d.category, d.collar, d.sleeve, new, d.torso_pattern, same(d.sleeve_color), d.sleeve_pattern,
                   same(d.collar_color), d.shade, d.period)
@@ -343,9 +349,11 @@ def _plan(count: int, seed: int) -> list[tuple[int, str, Design]]:
         drng = np.random.default_rng([seed, 2, design_no])
         variant = make_design(drng)
         n_var = int(drng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
+        taken: tuple[str, ...] = ()
         for v in range(min(n_var, count - len(plan))):
             if v:
-                variant = recolor(variant, drng)
+                variant = recolor(variant, drng, taken)
+            taken += (variant.torso_color,)
             plan.append((len(plan), f"D{design_no:06d}", variant))
         design_no += 1
     return plan

@@ -58,11 +58,12 @@ def test_columns_values_and_splits(cat):
     assert fr["train"] > 0.6 and 0.1 < fr["gallery"] < 0.3 and 0 < fr["query"] < 0.12
     # colour variants share an item id and differ in colour only
     ids = np.array(ds.item_ids)
-    multi = [i for i in set(ids) if (ids == i).sum() > 1]
+    multi = sorted(i for i in set(ids) if (ids == i).sum() > 1)
     assert len(multi) > 20
-    rows = np.flatnonzero(ids == multi[0])
-    assert (ds.labels[rows][:, :3] == ds.labels[rows[0], :3]).all()
-    assert len(set(ds.labels[rows, 3])) == len(rows)
+    for item in multi:  # every product: same design, each variant its own colour
+        rows = np.flatnonzero(ids == item)
+        assert (ds.labels[rows][:, :3] == ds.labels[rows[0], :3]).all()
+        assert len(set(ds.labels[rows, 3])) == len(rows), (item, ds.labels[rows, 3])
 
 
 def test_masks_match_the_drawn_regions(cat):
