@@ -1,4 +1,4 @@
-"""fsn synth OUT --count N --seed S [--size PX] [--splits T,G,Q] [--no-masks] [--workers W]"""
+"""fsn synth OUT --count N --seed S [--size PX] [--splits T,G,Q] [--no-masks] [--workers W] [--profile P]"""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-masks", action="store_true", help="do not write masks/ (region label images)")
     p.add_argument("--workers", type=int, default=None,
                    help="rendering processes (default: one per CPU, at most 16); the output does not depend on it")
+    p.add_argument("--profile", default="basic",
+                   help="basic (5 attributes, default) or detailed (8: adds fastening, pocket and print)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--count must be a positive number of images, got {args.count}")
     with bar(args.count, "synth", "img") as advance:
         out = generate(args.out, args.count, seed=args.seed, size=args.size, splits=args.splits,
-                       masks=not args.no_masks, progress=advance, workers=args.workers)
+                       masks=not args.no_masks, progress=advance, workers=args.workers,
+                       profile=args.profile)
     log.info("wrote %d images to %s (attributes.csv, schema.json%s)", args.count, out,
              "" if args.no_masks else ", masks/")
     return 0

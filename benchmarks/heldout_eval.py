@@ -25,13 +25,14 @@ def main(argv=None) -> int:
     ap.add_argument("--run", required=True)
     ap.add_argument("--count", type=int, default=4500)
     ap.add_argument("--seed", type=int, default=101)
+    ap.add_argument("--profile", default="basic", help="synthetic catalogue profile (must match the run's data)")
     ap.add_argument("--work", default="/tmp/fsn-tm")
     ap.add_argument("--out", default="benchmarks/results/train_methods_heldout")
     args = ap.parse_args(argv)
-    data = Path(args.work) / f"heldout-{args.count}"
+    data = Path(args.work) / (f"heldout-{args.count}" + ("" if args.profile == "basic" else f"-{args.profile}"))
     if not (data / "attributes.csv").is_file():
         assert fsn(["synth", str(data), "--count", str(args.count), "--seed", str(args.seed),
-                    "--splits", "0,0.8889,0.1111"]) == 0
+                    "--splits", "0,0.8889,0.1111", "--profile", args.profile]) == 0
     js = Path(args.work) / "heldout-eval.json"
     if not js.is_file():
         assert fsn(["eval", args.run, str(data), "--json", str(js), "--protocols",
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
-    md = [f"# Held-out synthetic catalogue (seed {args.seed}, {args.count} images: gallery + query only)", "",
+    md = [f"# Held-out synthetic catalogue ({args.profile} profile, seed {args.seed}, {args.count} images: gallery + query only)", "",
           f"Command: `{cmd}`", "", f"Run: `{args.run}`; machine: {machine}", "",
           markdown_table(res, ks=(1, 5, 10, 30, 50)), ""]
     out.with_suffix(".md").write_text("\n".join(md))

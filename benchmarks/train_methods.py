@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", default="0.8163,0.1633,0.0204", help="train,gallery,query fractions")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default="basic", help="synthetic catalogue profile: basic or detailed (fsn synth)")
     ap.add_argument("--preset", default="edge")
     ap.add_argument("--epochs", default="10,10,10")
     ap.add_argument("--real-epochs", default=None, help="epochs for the real catalogue (default: --epochs)")
@@ -144,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.work)
     splits = tuple(float(x) for x in args.splits.split(","))
-    data = work / f"synth-{args.count}-{args.seed}-{args.size}"
+    data = work / (f"synth-{args.count}-{args.seed}-{args.size}"
+                   + ("" if args.profile == "basic" else f"-{args.profile}"))
     if not (data / "attributes.csv").is_file():
         with bar(args.count, "synth", "img") as adv:
             generate(data, args.count, seed=args.seed, size=args.size, splits=splits, progress=adv,
-                     workers=args.workers)
+                     workers=args.workers, profile=args.profile)
     synth = _train_eval(data, work / f"run-synth-{args.preset}", args,
                         ("query", "manipulation", "region", "region_differ", "region_match", "item", "adde"))
     ds = synth.pop("dataset_obj")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     fmt = lambda d: ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} n/a" for k, v in d.items())  # noqa: E731
     md = [f"# Training methods side by side ({args.preset} preset)", "", f"Command: `{cmd}`", "",
           f"Machine: {_machine(args.device)}", "",
-          f"## Synthetic catalogue ({synth['rows']}; train {synth['train_s']:.0f} s, eval {synth['eval_s']:.0f} s)",
+          f"## Synthetic catalogue ({args.profile} profile, {synth['rows']}; train {synth['train_s']:.0f} s, eval {synth['eval_s']:.0f} s)",
           "", _table(r, ("query", "manipulation", "region", "region_differ", "region_match", "item", "adde")), "",
           f"Targets: fsn - attribute (manipulation top30) {targets['fsn_minus_attribute_manipulation_top30']:+.1f} "
           f"(want >= +10); fsn - no_aam {targets['fsn_minus_no_aam_manipulation_top30']:+.1f} (want >= +3); "

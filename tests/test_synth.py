@@ -88,3 +88,62 @@ def test_bad_count_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "synth", str(tmp_path / "x"), "--count", "-3"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--count must be a positive" in r.stderr
+
+
+BASIC_HEADER = ["image", "split", "item_id", "category", "collar", "sleeve", "color", "pattern", "torso:color",
+                "torso:pattern", "sleeve:color", "sleeve:pattern", "collar:color"]
+
+
+def test_basic_profile_keeps_its_columns(cat):
+    assert next(csv.reader(open(cat / "attributes.csv"))) == BASIC_HEADER
+
+
+@pytest.fixture(scope="module")
+def detailed(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "d", 400, seed=2, size=64, profile="detailed")
+
+
+def test_detailed_profile_adds_local_attributes_shared_by_variants(detailed):
+    header = next(csv.reader(open(detailed / "attributes.csv")))
+    assert header == BASIC_HEADER[:8] + ["fastening", "pocket", "print"] + BASIC_HEADER[8:]
+    ds = load_dataset(detailed)
+    s = synthetic_schema("detailed")
+    assert ds.schema == s and s.names[5:] == ("fastening", "pocket", "print")
+    torso = next(r for r in s.regions if r.name == "torso")
+    assert set(s.names[5:]) <= set(torso.sources)
+    extra = ds.labels[:, 5:]
+    for j in range(3):  # every value drawn, "none" the commonest (60% drawn)
+        counts = np.bincount(extra[:, j], minlength=3)
+        assert counts.min() > 0 and counts.argmax() == 0 and 0.45 < counts[0] / len(extra) < 0.75
+    # skewed frequencies: the first-declared colour is drawn far more often than the last
+    colors = np.bincount(ds.labels[:, 3], minlength=16)
+    assert colors[0] > 3 * max(colors[-1], 1)
+    ids = np.array(ds.item_ids)
+    for item in sorted(set(ids)):  # colour variants keep the product's details
+        rows = np.flatnonzero(ids == item)
+        assert (ds.labels[rows][:, 5:] == ds.labels[rows[0], 5:]).all()
+
+
+@pytest.mark.parametrize("name,value", [("fastening", "buttons"), ("fastening", "zip"), ("pocket", "chest"),
+                                        ("pocket", "patch"), ("print", "logo"), ("print", "graphic")])
+def test_a_detail_is_drawn_on_the_torso_only(name, value):
+    from fashionsearchnet.data.synth import DETAILS, Design, draw_garment
+
+    none = tuple((k, "none") for k in DETAILS)
+    plain = Design("tee", "round", "long", "blue", "solid", "blue", "solid", "blue", (0.5, 0.5, 0.5), 0.05, none,
+                   "yellow")
+    withd = Design(**{**plain.__dict__, "details": tuple((k, value if k == name else "none") for k in DETAILS)})
+    a, _, lab = draw_garment(plain, 256, np.random.default_rng(0), figure=False)
+    b, _, lab_b = draw_garment(withd, 256, np.random.default_rng(0), figure=False)
+    assert (lab == lab_b).all()
+    changed = np.abs(a - b).max(axis=2) > 10
+    assert changed.sum() > 20  # visible
+    assert (lab[changed] == MASK_LABELS["torso"]).all()  # and only on the torso
+
+
+def test_bad_profile_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="--profile must be one of basic, detailed"):
+        generate(tmp_path, 5, profile="fancy")
+    r = subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "synth", str(tmp_path / "x"), "--count", "3",
+                        "--profile", "fancy"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--profile must be one of" in r.stderr
