@@ -6,7 +6,7 @@
 # While the GPU trains the real catalogue, the synthetic evaluation runs on the CPUs.
 # Results in $OUT (default /tmp/fsn-gpu-out): log.txt, eval_synth.json, eval_real.json, localisation.json,
 # ckpt/{attribute,no_aam,fsn}.pt (the synthetic run; benchmarks/gpu_report.py turns them into tables).
-# Usage:  OUT=/tmp/out bash benchmarks/gpu_run.sh        (EPOCHS, REAL_EPOCHS, COUNT, DEVICE override)
+# Usage:  OUT=/tmp/out bash benchmarks/gpu_run.sh        (EPOCHS, REAL_EPOCHS, COUNT, DEVICE, PROFILE override)
 set -uo pipefail
 OUT=${OUT:-/tmp/fsn-gpu-out}
 WORK=${WORK:-/tmp/fsn-gpu}
@@ -17,6 +17,7 @@ EPOCHS=${EPOCHS:-10,10,10}
 REAL_EPOCHS=${REAL_EPOCHS:-10,10,10}
 PRESET=${PRESET:-edge}
 SIZE=${SIZE:-128}
+PROFILE=${PROFILE:-basic}  # synthetic catalogue profile: basic | detailed
 mkdir -p "$OUT/ckpt" "$WORK"
 export PYTHONUNBUFFERED=1
 LOG=$OUT/log.txt
@@ -32,7 +33,7 @@ FSN=("$PY" -m fashionsearchnet.app.cli)
   echo "cpus $(nproc)"
 } 2>&1 | tee -a "$LOG"
 stamp "synth start"
-"${FSN[@]}" synth "$WORK/synth" --count "$COUNT" --seed 0 --size "$SIZE" --splits 0.8163,0.1633,0.0204 2>&1 \
+"${FSN[@]}" synth "$WORK/synth" --count "$COUNT" --seed 0 --size "$SIZE" --splits 0.8163,0.1633,0.0204 --profile "$PROFILE" 2>&1 \
   | grep -v "it/s" | tee -a "$LOG"
 sha256sum "$WORK/synth/attributes.csv" | tee -a "$LOG"
 stamp "synth train start"
