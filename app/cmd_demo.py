@@ -7,17 +7,9 @@ import logging
 import sys
 import time
 
+from fashionsearchnet.app.argtypes import stage_epochs
+
 log = logging.getLogger(__name__)
-
-
-def _epochs(text: str) -> tuple[int, int, int]:
-    try:
-        parts = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three numbers like 6,2,4") from None
-    if len(parts) != 3 or min(parts) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three non-negative numbers like 6,2,4")
-    return tuple(parts)  # type: ignore[return-value]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=d.count, help=f"catalogue size (default {d.count})")
     p.add_argument("--size", type=int, default=d.size, help=f"image side in pixels (default {d.size})")
     p.add_argument("--preset", default=d.preset, help=f"network preset: edge | tiny | paper (default {d.preset})")
-    p.add_argument("--epochs", type=_epochs, default=d.epochs,
-                   help="training epochs per stage E1,E2,E3 (default %s)" % ",".join(map(str, d.epochs)))
+    p.add_argument("--epochs", type=stage_epochs, default=d.epochs,
+                   help="training epochs per stage: E or E1,E2,E3 (default %s)" % ",".join(map(str, d.epochs)))
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
 

@@ -6,22 +6,11 @@ import argparse
 import json
 import logging
 
+from fashionsearchnet.app.argtypes import stage_epochs
 from fashionsearchnet.errors import UsageError
 from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
 
 log = logging.getLogger(__name__)
-
-
-def _epochs(text: str) -> tuple[int, int, int]:
-    try:
-        parts = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one number or three (stage 1,2,3) like 10,10,5") from None
-    if len(parts) == 1:
-        parts = parts * 3
-    if len(parts) != 3 or min(parts) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one number or three non-negative numbers like 10,10,5")
-    return tuple(parts)  # type: ignore[return-value]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma list of attribute, no_aam, fsn (fsn_region = fsn); default all three")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--epochs", type=_epochs, default=(10, 10, 10), help="epochs per stage: E or E1,E2,E3 (default 10)")
+    p.add_argument("--epochs", type=stage_epochs, default=(10, 10, 10), help="epochs per stage: E or E1,E2,E3 (default 10)")
     p.add_argument("--batch-size", type=int, default=32, help="mini-batch size for stages 1-2 (default 32)")
     p.add_argument("--global-batch", type=int, default=256,
                    help="rows per stage-3 (global representation) step (default 256)")
