@@ -8,25 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import gallery_fixtures
 from fashionsearchnet.data.schema import Schema
 
 
 def synthetic_schema() -> Schema:
-    return Schema.from_dict({
-        "attributes": [
-            {"name": "category", "values": ["shirt", "dress", "coat"]},
-            {"name": "collar", "values": ["round", "v", "hood"]},
-            {"name": "sleeve", "values": ["short", "long"]},
-            {"name": "color", "values": ["red", "blue", "green", "white"]},
-            {"name": "pattern", "values": ["plain", "stripe"]},
-        ],
-        "regions": {
-            "collar": {"from": ["collar"], "attributes": ["color"]},
-            "sleeve": {"from": ["sleeve"], "attributes": ["color", "pattern"]},
-            "torso": {"from": ["category", "color", "pattern"], "attributes": ["color", "pattern"],
-                      "subtract": ["collar", "sleeve"], "primary": True},
-        },
-    })
+    """The small 5-attribute schema with region linkage that the gallery tests use too (one definition)."""
+    return gallery_fixtures.schema()
 
 
 def crop_and_resize(conv5: torch.Tensor, boxes: torch.Tensor, pool: int) -> torch.Tensor:
