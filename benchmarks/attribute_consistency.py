@@ -1,0 +1,92 @@
+"""Why the attribute baseline saturates: manipulation Top-K grouped by whether the query's predicted labels are
+right, and whether some target's predicted labels equal the query's predicted labels after the substitution.
+
+    .venv/bin/python benchmarks/attribute_consistency.py --run /tmp/fsn-det/run-synth-edge \
+        --data /tmp/fsn-det/heldout-4500-detailed --out benchmarks/results/attribute_consistency_detailed
+
+The attribute method searches on class probabilities with the requested block set to a one-hot, so it finds a
+target whose *predicted* labels equal the query's predicted labels after the change, right or wrong. Groups:
+``right`` / ``wrong`` (every known label of the query predicted right or not) x ``consistent`` / ``inconsistent``
+(some gallery target, a row with the target labels, is predicted as the substituted query prediction or not).
+Same pairs as ``fsn eval``'s ``manipulation`` protocol (seed 0). Writes OUT.json and OUT.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.evaluation.protocol import Task, evaluate_grouped
+from fashionsearchnet.training.evaluate import build_searchers, method_features
+
+
+def predicted_labels(probs: np.ndarray, num_classes) -> np.ndarray:
+    """(N, A) argmax label per attribute from concatenated class probabilities."""
+    off = np.concatenate([[0], np.cumsum(num_classes)])
+    return np.stack([probs[:, off[a]:off[a + 1]].argmax(1) for a in range(len(num_classes))], 1)
+
+
+def grouper(ds, pred: np.ndarray):
+    """group(task, i) -> 'right|wrong, consistent|inconsistent' for :func:`evaluate_grouped`."""
+    s = ds.schema
+    by_label: dict[tuple, list[int]] = defaultdict(list)
+    for r in ds.indices("gallery"):
+        by_label[tuple(ds.labels[r])].append(int(r))
+
+    def group(task: Task, i: int) -> str:
+        q = int(task.query_rows[i])
+        known = ds.labels[q] >= 0
+        right = bool((pred[q][known] == ds.labels[q][known]).all())
+        want = pred[q].copy()
+        for attr, value in task.requests[i].set:
+            want[s.attr_index(attr)] = s.value_index(attr, value)
+        targets = [r for key, rows in by_label.items()
+                   if all(t < 0 or k == t for k, t in zip(key, task.targets[i])) for r in rows]
+        consistent = any((pred[r] == want).all() for r in targets)
+        return f"{'right' if right else 'wrong'}, {'consistent' if consistent else 'inconsistent'}"
+    return group
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="run folder with attribute (and fsn) methods")
+    ap.add_argument("--data", required=True, help="dataset with gallery and query rows")
+    ap.add_argument("--methods", default="attribute,fsn")
+    ap.add_argument("--out", default="benchmarks/results/attribute_consistency")
+    args = ap.parse_args(argv)
+    ds = load_dataset(args.data)
+    rows = np.union1d(ds.indices("gallery"), ds.indices("query"))
+    feats, _, meta = method_features(args.run, "attribute", ds, rows)
+    pred = predicted_labels(feats["probs"], meta["schema"].num_classes)
+    searchers = build_searchers(args.run, ds, methods=args.methods.split(","))
+    res = evaluate_grouped(ds, searchers, "manipulation", grouper(ds, pred), ks=(1, 10, 30))
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, "groups": res}, indent=2))
+    methods = list(next(iter(res.values())).keys())
+    total = sum(next(iter(g.values()))["n"] for g in res.values())
+    md = [f"# Manipulation Top-30 (Top-1) by the attribute classifier's correctness and consistency", "",
+          f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+          "| query labels, a target predicted as the substituted query | pairs | share | "
+          + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
+    for g, r in res.items():
+        n = next(iter(r.values()))["n"]
+        md.append(f"| {g} | {n} | {100.0 * n / total:.1f}% | "
+                  + " | ".join(f"{r[m]['top30']:.1f} ({r[m]['top1']:.1f})" for m in methods) + " |")
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
