@@ -25,13 +25,8 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import Task, evaluate_grouped
-from fashionsearchnet.training.evaluate import build_searchers, method_features
-
-
-def predicted_labels(probs: np.ndarray, num_classes) -> np.ndarray:
-    """(N, A) argmax label per attribute from concatenated class probabilities."""
-    off = np.concatenate([[0], np.cumsum(num_classes)])
-    return np.stack([probs[:, off[a]:off[a + 1]].argmax(1) for a in range(len(num_classes))], 1)
+from fashionsearchnet.gallery.gallery import predicted_attributes
+from fashionsearchnet.training.evaluate import build_searchers
 
 
 def grouper(ds, pred: np.ndarray):
@@ -59,14 +54,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="run folder with attribute (and fsn) methods")
     ap.add_argument("--data", required=True, help="dataset with gallery and query rows")
-    ap.add_argument("--methods", default="attribute,fsn")
+    ap.add_argument("--methods", default="attribute,fsn", help="methods to compare (attribute is always included)")
     ap.add_argument("--out", default="benchmarks/results/attribute_consistency")
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
-    rows = np.union1d(ds.indices("gallery"), ds.indices("query"))
-    feats, _, meta = method_features(args.run, "attribute", ds, rows)
-    pred = predicted_labels(feats["probs"], meta["schema"].num_classes)
-    searchers = build_searchers(args.run, ds, methods=args.methods.split(","))
+    methods = ["attribute", *(m for m in args.methods.split(",") if m != "attribute")]
+    searchers = build_searchers(args.run, ds, methods=methods)
+    attribute = searchers["attribute"]  # its class probabilities give the predicted labels (no second extraction)
+    pred = predicted_attributes(attribute.features.probs, attribute.params.schema)[0]
     res = evaluate_grouped(ds, searchers, "manipulation", grouper(ds, pred), ks=(1, 10, 30))
     cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"

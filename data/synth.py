@@ -19,8 +19,10 @@ the details live in a small part of the photo, as in catalogues with a dozen att
 It draws every design attribute with skewed, real-catalogue-like frequencies (1/rank in the declared order;
 "none" 60% for the details), so that a 4k gallery still holds the targets of many manipulations (uniform draws
 over 8 attributes leave ~3% of them satisfiable, these ~13%). The ``basic`` profile (default) writes exactly
-what it wrote before profiles existed. Rendering is parallel (``workers``); every image has its own seeded generator, so the
-output does not depend on the number of workers.
+what it wrote before profiles existed.
+
+Rendering is parallel (``workers``); every image has its own seeded generator, so the output does not depend on
+the number of workers.
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ MASK_LABELS = {"background": 0, "torso": 1, "sleeve": 2, "collar": 3}
 REGION_COLUMNS = ("torso:color", "torso:pattern", "sleeve:color", "sleeve:pattern", "collar:color")
 DEFAULT_SPLITS = (0.75, 0.20, 0.05)
 PROFILES = ("basic", "detailed")
-# The detailed profile's extra attributes: values and how often each is drawn ("none" half the time).
+# The detailed profile's extra attributes: values and how often each is drawn ("none" 60% of the time).
 DETAILS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "fastening": (("none", "buttons", "zip"), (0.6, 0.2, 0.2)),
     "pocket": (("none", "chest", "patch"), (0.6, 0.2, 0.2)),
@@ -136,9 +138,10 @@ def _other(rng: np.random.Generator, values, current):
 
 
 def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
-    skew = (lambda n: _zipf(n)) if profile == "detailed" else (lambda n: None)  # noqa: E731
+    detailed = profile == "detailed"
+    skew = _zipf if detailed else (lambda n: None)  # noqa: E731 - basic: uniform draws, as before profiles
     color = _pick(rng, tuple(COLORS), p=skew(len(COLORS)))
-    pattern = _pick(rng, PATTERNS, p=_zipf(len(PATTERNS)) if profile == "detailed" else [0.4, 0.2, 0.2, 0.2])
+    pattern = _pick(rng, PATTERNS, p=_zipf(len(PATTERNS)) if detailed else [0.4, 0.2, 0.2, 0.2])
     sleeve = _pick(rng, SLEEVES, p=skew(len(SLEEVES)))
     d = Design(
         category=_pick(rng, CATEGORIES, p=skew(len(CATEGORIES))), collar=_pick(rng, COLLARS, p=skew(len(COLLARS))),
@@ -155,7 +158,7 @@ def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
                 d.collar_color, changed = _other(rng, tuple(COLORS), color), True
             if sleeve != "sleeveless" and rng.random() < 0.3:
                 d.sleeve_pattern, changed = _other(rng, PATTERNS, pattern), True
-    if profile == "detailed":  # drawn after everything else, so that the basic draws are unchanged
+    if detailed:  # drawn after everything else, so that the basic draws are unchanged
         d.details = tuple((name, _pick(rng, values, p=list(p))) for name, (values, p) in DETAILS.items())
         d.print_color = _pick(rng, tuple(COLORS))
     return d
