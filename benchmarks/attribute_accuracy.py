@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
+from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, load_file, load_run
 from fashionsearchnet.training.extract import extract
 
@@ -33,9 +34,8 @@ def main(argv=None) -> int:
         model, meta = load_run(Path(run) / "attribute")
         probs = extract(model, ds, rows)["probs"]
         s = meta["schema"]
-        off = np.concatenate([[0], np.cumsum(s.num_classes)])
         known = ds.labels[rows] >= 0
-        ok = np.stack([probs[:, off[a]:off[a + 1]].argmax(1) == ds.labels[rows, a] for a in range(len(s.names))], 1)
+        ok = predicted_attributes(probs, s)[0] == ds.labels[rows]
         res[run] = {"train_rows": int(load_file(Path(run) / "attribute" / CHECKPOINT_NAME)["train_rows"]),
                     **{n: 100.0 * float(ok[known[:, a], a].mean()) for a, n in enumerate(s.names)},
                     "all": 100.0 * float((ok | ~known).all(1).mean())}
