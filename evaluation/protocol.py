@@ -17,6 +17,11 @@ dataset rows of its top ``k`` results. The protocols build the (query, request, 
 - ``adde``: the protocol of later papers (ADDE-M): gallery = gallery and query images together, the query image
   stays in the gallery, hit = a result whose label vector equals the target; Top-K and NDCG@K.
 
+Besides Top-K (at least one hit in the first K), every protocol reports precision@K (``prec<K>``): the share of
+the first K results that are hits, averaged over pairs. It is the measure of the paper's region user study (the
+share of the Top-5 shown that the volunteers picked); it is only given for K up to the gallery size, and for
+``item`` (one right answer) it is at most 100/K.
+
 Matching rule (all protocols): only attributes the target knows are compared, and a result must know them too
 (an unknown label never matches). Choice: a (query, request) pair whose target no gallery item satisfies is
 left out (it cannot be hit by any method); ``n`` counts the pairs kept. Accuracies are percentages.
@@ -220,7 +225,8 @@ def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int 
 
 
 def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
-    """Top-K (and NDCG@K for adde) in percent from a (Q, >=max(ks)) result matrix."""
+    """Top-K, precision@K (K up to the gallery size) and, for adde, NDCG@K in percent from a (Q, >=max(ks)) result
+    matrix."""
     n = len(task.query_rows)
     out: dict[str, float] = {}
     if n == 0:
@@ -234,6 +240,9 @@ def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] =
                   task.item_targets)
     for k in ks:
         out[f"top{k}"] = round(100.0 * float(hits[:, :k].any(1).mean()), 3)
+    for k in ks:  # beyond the gallery size evaluate() pads with repeats of the last result: no precision there
+        if k <= len(task.gallery_rows):
+            out[f"prec{k}"] = round(100.0 * float(hits[:, :k].mean()), 3)
     if task.name == "adde":
         rows = np.broadcast_to(task.gallery_rows[None, :], (1, len(task.gallery_rows)))
         n_rel = np.array([_match(dataset, rows, task.targets[i:i + 1], task.region_targets[i:i + 1],
@@ -302,12 +311,12 @@ def requested_attribute(task: Task, i: int) -> str:
     return "+".join([a for a, _ in req.set] + [f"{r}:{a}" for r, a, _ in req.region]) or "none"
 
 
-def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 10, 30, 50)) -> str:
-    """A results table: one row per (protocol, method)."""
-    head = "| protocol | method | " + " | ".join(f"top{k}" for k in ks) + " | n |"
+def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 10, 30, 50), metric: str = "top") -> str:
+    """A results table: one row per (protocol, method); ``metric`` is ``top`` (Top-K) or ``prec`` (precision@K)."""
+    head = "| protocol | method | " + " | ".join(f"{metric}{k}" for k in ks) + " | n |"
     lines = [head, "|" + "---|" * (len(ks) + 3)]
     for proto, methods in result.items():
         for m, r in methods.items():
-            vals = " | ".join(f"{r.get(f'top{k}', float('nan')):.1f}" for k in ks)
+            vals = " | ".join(f"{r.get(f'{metric}{k}', float('nan')):.1f}" for k in ks)
             lines.append(f"| {proto} | {m} | {vals} | {r.get('n', 0)} |")
     return "\n".join(lines)

@@ -495,8 +495,17 @@ def check_k(k: int, available: int, what: str = "gallery") -> int:
 
 
 # ---- the Searcher -----------------------------------------------------------------------------------
+def request_method(request: Request, method: str) -> str:
+    """The scoring one request gets under ``method``: ``fsn_region`` scores only requests that name a region
+    (section 4.4); a plain request is scored as ``fsn``, as the gallery does for an fsn bundle."""
+    return "fsn" if method == "fsn_region" and not request.region else method
+
+
 class ExactSearcher:
-    """Exact search over a FeatureTable with one method (the evaluation Searcher and the ANN recall reference)."""
+    """Exact search over a FeatureTable with one method (the evaluation Searcher and the ANN recall reference).
+
+    Method ``fsn_region`` is what a gallery of an fsn bundle does: region requests get the section 4.4 scoring,
+    plain ones the global representation (:func:`request_method`)."""
 
     def __init__(self, params: SearchParams, features: FeatureTable, method: str = "fsn"):
         if method not in METHODS:
@@ -526,5 +535,5 @@ class ExactSearcher:
             for s in range(0, len(idx_arr), 256):
                 part = idx_arr[s:s + 256]
                 out[part] = exact_topk(self.params, self.features.take(query_rows[part]), req, self.features,
-                                       self.method, gallery_rows, k)[0]
+                                       request_method(req, self.method), gallery_rows, k)[0]
         return out

@@ -51,7 +51,8 @@ def test_query_protocol_hits_and_unknown_result_labels():
     ds = make([("gallery", R, S), ("gallery", G, S), ("gallery", R, L), ("gallery", R, U), ("query", R, S)])
     res = evaluate(ds, {"m": FixedOrder([1, 2, 3, 0])}, protocols=["query"], ks=(1, 3, 4))
     # row 3 knows no shape, so it does not have the query's shape: first hit is row 0 at rank 4
-    assert res["query"]["m"] == {"top1": 0.0, "top3": 0.0, "top4": 100.0, "n": 1}
+    assert res["query"]["m"] == {"top1": 0.0, "top3": 0.0, "top4": 100.0, "prec1": 0.0, "prec3": 0.0, "prec4": 25.0,
+                                 "n": 1}
 
 
 def test_manipulation_protocol_targets_and_skips():
@@ -156,6 +157,22 @@ def test_grouped_evaluation_partitions_the_pairs_by_requested_attribute():
     s = FixedOrder([0, 1, 2], by_request=order)
     res = evaluate_grouped(ds, {"m": s}, "manipulation", requested_attribute, ks=(1, 2))
     # color: q3 color->g hit@1, q4 color->r hit@1; shape: q3 shape->l hit only at rank 3 (by hand, as above)
-    assert res == {"color": {"m": {"top1": 100.0, "top2": 100.0, "n": 2}},
-                   "shape": {"m": {"top1": 0.0, "top2": 0.0, "n": 1}}}
+    # precision@2: q3 -> [1 (g,s) hit, 0 miss], q4 -> [0 (r,s) hit, 1 miss]: 50 each
+    assert res == {"color": {"m": {"top1": 100.0, "top2": 100.0, "prec1": 100.0, "prec2": 50.0, "n": 2}},
+                   "shape": {"m": {"top1": 0.0, "top2": 0.0, "prec1": 0.0, "prec2": 0.0, "n": 1}}}
     assert len(s.calls) == 1  # one search for all groups
+
+
+def test_precision_counts_every_hit_and_stops_at_the_gallery_size():
+    # gallery 0 (r,s) 1 (g,s) 2 (r,l) 3 (r,s); queries 4 (r,s), 5 (g,s)
+    ds = make([("gallery", R, S), ("gallery", G, S), ("gallery", R, L), ("gallery", R, S), ("query", R, S),
+               ("query", G, S)])
+    res = evaluate(ds, {"m": FixedOrder([0, 2, 3, 1])}, protocols=["query"], ks=(1, 2, 3, 4, 5))["query"]["m"]
+    # q4 (r,s): [0 hit, 2 miss, 3 hit, 1 miss]; q5 (g,s): [0, 2, 3 miss, 1 hit]
+    # prec4 = (2/4 + 1/4) / 2 = 37.5, prec3 = (2/3 + 0) / 2, prec2 = (1/2 + 0) / 2
+    assert (res["prec1"], res["prec2"], res["prec3"], res["prec4"]) == (50.0, 25.0, pytest.approx(100 / 3, abs=1e-2),
+                                                                        37.5)
+    assert (res["top1"], res["top3"], res["top4"], res["top5"]) == (50.0, 50.0, 100.0, 100.0)
+    assert "prec5" not in res  # 4 gallery items: the 5th "result" is padding
+    table = markdown_table({"query": {"m": res}}, ks=(1, 4, 5), metric="prec")
+    assert "| query | m | 50.0 | 37.5 | nan | 2 |" in table

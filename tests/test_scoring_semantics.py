@@ -169,6 +169,20 @@ def test_region_manipulation_prefers_the_region_over_the_image_level(params):
     assert ExactSearcher(params, t, "fsn").search([0], [req], g, 1)[0, 0] == 8  # mapped to image-level color
 
 
+def test_fsn_region_scores_plain_requests_with_the_global_representation(params):
+    """As the gallery does: region scoring only for requests naming a region; plain ones are fsn's."""
+    sch = params.schema
+    t = random_table(sch, 40)
+    g = np.arange(1, 40)
+    reg = ExactSearcher(params, t, "fsn_region")
+    plain = [Request(), Request(set=(("color", "green"),))]
+    for req in plain:
+        want = np.argsort(score(params, t.take([0]), req, t, "fsn", g)[0], kind="stable")[:10]
+        assert np.array_equal(reg.search([0], [req], g, 10)[0], g[want])
+        other = np.argsort(score(params, t.take([0]), req, t, "fsn_region", g)[0], kind="stable")[:10]
+        assert not np.array_equal(g[other], g[want])  # the two scorings do rank this table differently
+
+
 def test_region_weight_downweights_the_rest(params):
     sch = params.schema
     t = random_table(sch, 2)
