@@ -7,9 +7,6 @@ of images with every attribute right: how close a run's classifier is to saturat
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -19,6 +16,8 @@ from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, load_file, load_run
 from fashionsearchnet.training.extract import extract
+
+from _report import command, machine, write_report
 
 
 def main(argv=None) -> int:
@@ -39,19 +38,13 @@ def main(argv=None) -> int:
         res[run] = {"train_rows": int(load_file(Path(run) / "attribute" / CHECKPOINT_NAME)["train_rows"]),
                     **{n: 100.0 * float(ok[known[:, a], a].mean()) for a, n in enumerate(s.names)},
                     "all": 100.0 * float((ok | ~known).all(1).mean())}
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, "data": args.data,
-                                                     "results": res}, indent=2))
+    cmd, mach = command(), machine()
     names = [k for k in next(iter(res.values())) if k != "train_rows"]
     md = [f"# Attribute classifier accuracy on `{args.data}` ({len(rows)} images), percent", "", f"Command: `{cmd}`",
-          "", f"Machine: {machine}", "", "| run | train rows | " + " | ".join(names) + " |",
+          "", f"Machine: {mach}", "", "| run | train rows | " + " | ".join(names) + " |",
           "|---|---|" + "---|" * len(names)]
     md += [f"| `{r}` | {v['train_rows']} | " + " | ".join(f"{v[n]:.1f}" for n in names) + " |" for r, v in res.items()]
-    dest.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_report(args.out, {"command": cmd, "machine": mach, "data": args.data, "results": res}, md)
     return 0
 
 

@@ -13,13 +13,8 @@ Same pairs as ``fsn eval``'s ``manipulation`` protocol (seed 0). Writes OUT.json
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +22,8 @@ from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import Task, evaluate_grouped
 from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.evaluate import build_searchers
+
+from _report import command, machine, write_report
 
 
 def grouper(ds, pred: np.ndarray):
@@ -63,23 +60,18 @@ def main(argv=None) -> int:
     attribute = searchers["attribute"]  # its class probabilities give the predicted labels (no second extraction)
     pred = predicted_attributes(attribute.features.probs, attribute.params.schema)[0]
     res = evaluate_grouped(ds, searchers, "manipulation", grouper(ds, pred), ks=(1, 10, 30))
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, "groups": res}, indent=2))
+    cmd, mach = command(), machine()
     methods = list(next(iter(res.values())).keys())
     total = sum(next(iter(g.values()))["n"] for g in res.values())
-    md = [f"# Manipulation Top-30 (Top-1) by the attribute classifier's correctness and consistency", "",
-          f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+    md = ["# Manipulation Top-30 (Top-1) by the attribute classifier's correctness and consistency", "",
+          f"Command: `{cmd}`", "", f"Machine: {mach}", "",
           "| query labels, a target predicted as the substituted query | pairs | share | "
           + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
     for g, r in res.items():
         n = next(iter(r.values()))["n"]
         md.append(f"| {g} | {n} | {100.0 * n / total:.1f}% | "
                   + " | ".join(f"{r[m]['top30']:.1f} ({r[m]['top1']:.1f})" for m in methods) + " |")
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_report(args.out, {"command": cmd, "machine": mach, "groups": res}, md)
     return 0
 
 

@@ -14,9 +14,7 @@ and with a region request (fsn_region: set-0 candidates re-scored exactly). Ever
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -30,6 +28,8 @@ from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.gallery.ann import HnswConfig
 from fashionsearchnet.gallery.gallery import BundleRef, Gallery
 from fashionsearchnet.gallery.scoring import FeatureTable, Request, SearchParams
+
+from _report import command, machine, write_report
 
 
 def synthetic_schema(A: int, values: int) -> Schema:
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         rss_searched = rss_bytes() - rss0  # + the exact path's cached global features and norms
         n = args.items
         result = {
-            "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "command": command(),
+            "machine": machine(),
             "load": os.getloadavg()[0],
             "items": n, "A": args.attributes, "D": args.dim, "G": args.global_dim, "P": len(schema.region_pairs),
             "hnsw": hnsw.to_dict(), "indices": args.attributes + 1, "k": args.k, "queries": len(qrows),
@@ -152,13 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = [
         f"# Gallery benchmark ({n} items, A={args.attributes}, D={args.dim}, G={args.global_dim}, "
         f"P={result['P']}, {args.attributes + 1} hnsw indices M={args.M} ef_construction={args.ef_construction} ef={args.ef})",
-        "", f"Command: `{result['command']}`  ", f"Machine: {result['machine']} (1-min load {result['load']:.1f})", "",
+        "", f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
         f"| search | recall@{args.k} vs exact | p50 ms | p95 ms | exact p50 ms |", "|---|---|---|---|---|",
     ]
     for name, r in rows.items():
@@ -173,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
               f"| memory bytes per item (RSS growth on open) | {result['memory_bytes_per_item_rss']:.0f} |",
               f"| memory bytes per item after the searches above (+ the exact search's cached squared norms) | "
               f"{result['memory_bytes_per_item_rss_after_searches']:.0f} |", ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, result, lines)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _report import command, machine, write_report  # noqa: E402
 from bench_gallery import synthetic, synthetic_schema  # noqa: E402
 
 from fashionsearchnet.gallery import ann  # noqa: E402
@@ -82,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     ok = [r for r in rows if all(r[f"recall@{args.k} {n}"] >= 0.99 for n in sets)]
     best = max(ok, key=lambda r: r["items_per_s_6_indices"]) if ok else None
-    result = {"command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+    result = {"command": command(), "machine": machine(),
               "items": args.items, "queries": len(qrows), "k": args.k, "rows": rows,
               "pick": None if best is None else {"M": best["M"], "ef_construction": best["ef_construction"]}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     names = list(sets)
     lines = [f"# hnsw build rate vs recall ({args.items} synthetic items, G=128, ef={args.ef}, k={args.k}, "
              f"{len(qrows)} queries)", "", f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
@@ -102,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                      + f" | {r['load_before']:.1f} |")
     lines += ["", "Fastest build with recall >= 0.99 in both spaces: " +
               ("none" if best is None else f"M={best['M']}, ef_construction={best['ef_construction']}"), ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, result, lines)
     return 0
 
 

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +28,8 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.runtime import roi
+
+from _report import command, machine, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = {
@@ -170,14 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.bundle:
         for name, ms in pipeline_roi(a.bundle, in_pipeline, a.pipeline_runs, a.seed).items():
             res[name]["pipeline_roi_ms_p50"] = ms
-    cmd = "python benchmarks/bench_roi.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}; "
-               f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), numpy {np.__version__}; "
-               f"load average {os.getloadavg()[0]:.1f} at the end")
-    out = {"command": cmd, "machine": machine, "maps": source, "runs": a.runs, "results": res}
-    Path(f"{a.out}.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
-    lines = [f"# ROI step (runtime/roi.all_boxes), 5 attribute + 3 region maps", "", f"Command: `{cmd}`", "",
-             f"Machine: {machine}", "", f"Maps: {source}; {a.runs} timed batch-1 calls after 50 warm-up; "
+    cmd, mach = command(), machine(f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), numpy {np.__version__}")
+    out = {"command": cmd, "machine": mach, "maps": source, "runs": a.runs, "results": res}
+    lines = ["# ROI step (runtime/roi.all_boxes), 5 attribute + 3 region maps", "", f"Command: `{cmd}`", "",
+             f"Machine: {mach}", "", f"Maps: {source}; {a.runs} timed batch-1 calls after 50 warm-up; "
              "both versions give identical boxes (checked).", "",
              f"Cold: {a.cold_runs} batch-1 calls each after {a.gap_ms:g} ms of other numpy work (as between "
              "backbone and heads in the pipeline: caches and branch predictors hold other code).", "",
@@ -194,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.bundle:
         lines += ["", f"Pipeline: the extractor's roi stage at batch 1 (ort-cpu, {a.pipeline_runs} calls per version, "
                   "interleaved in blocks of 50), what `fsn bench` reports as roi_ms_p50."]
-    Path(f"{a.out}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_report(a.out, out, lines)
     return 0
 
 

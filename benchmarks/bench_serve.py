@@ -9,8 +9,6 @@ Compare with ``load_serve.py`` (over HTTP) to see the HTTP + multipart overhead.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import command, write_report  # noqa: E402
 from load_serve import machine  # noqa: E402
 
 
@@ -69,20 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         add("item query + manipulation (cached item info)", (time.perf_counter() - t0) * 1e3)
     rows = {k: {"p50_ms": round(float(np.percentile(v, 50)), 3), "p99_ms": round(float(np.percentile(v, 99)), 3)}
             for k, v in stages.items()}
-    res = {"command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]), "machine": machine(),
+    res = {"command": command(), "machine": machine(),
            "gallery_items": len(g), "method": g.method, "backend": be.fx.backend_name, "load_and_warmup_s": round(load_s, 2),
            "n": args.n, "stages": rows, "answer_results": len(ans.results)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     m = res["machine"]
     md = ["# POST /search in process: time per stage", "", f"Command: `{res['command']}`", "",
           f"Machine: {m['cpu']}, {m['cores']} cores, onnxruntime {m['onnxruntime']}; gallery {len(g)} items, "
           f"method {g.method}, backend {res['backend']}, load + warm-up {res['load_and_warmup_s']} s", "",
           "| stage | p50 ms | p99 ms |", "|---|---|---|"]
     md += [f"| {k} | {v['p50_ms']} | {v['p99_ms']} |" for k, v in rows.items()]
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    sys.stdout.write("\n".join(md) + "\n")
+    write_report(args.out, res, md)
     be.close()
     return 0
 

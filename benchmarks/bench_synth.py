@@ -8,9 +8,6 @@ included), ``--repeats`` times into fresh folders, and reports the median and th
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -18,6 +15,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 
 def main(argv=None) -> int:
@@ -35,18 +34,13 @@ def main(argv=None) -> int:
                         str(args.count), "--seed", "1", "--size", str(args.size)], check=True, capture_output=True)
         times.append(time.monotonic() - t0)
         shutil.rmtree(d)
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, load {os.getloadavg()[0]:.1f}"
-    res = {"command": cmd, "machine": machine, "count": args.count, "size": args.size, "seconds": times,
+    cmd, mach = command(), machine()
+    res = {"command": cmd, "machine": mach, "count": args.count, "size": args.size, "seconds": times,
            "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2))
-    md = [f"# fsn synth --count {args.count} --size {args.size}", "", f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+    md = [f"# fsn synth --count {args.count} --size {args.size}", "", f"Command: `{cmd}`", "", f"Machine: {mach}", "",
           "| median s | min s | max s | runs | target |", "|---|---|---|---|---|",
           f"| {res['median_s']:.1f} | {res['min_s']:.1f} | {res['max_s']:.1f} | {args.repeats} | < 60 s |", ""]
-    out.with_suffix(".md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_report(args.out, res, md)
     return 0
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import command, write_report  # noqa: E402
 from train_methods import _table, _targets  # noqa: E402
 
 
@@ -46,11 +47,8 @@ def main(argv=None) -> int:
     log = (src / "log.txt").read_text().splitlines()
     targets = _targets(synth)
     out = {"synthetic": synth, "real": real, "localisation": loc, "targets": targets, "log_head": log[:4]}
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
     md = ["# Training methods side by side on a GPU (`benchmarks/gpu_run.sh`)", "",
-          f"Command: `OUT=... bash benchmarks/gpu_run.sh`, then `{' '.join(sys.argv)}`", "",
+          f"Command: `OUT=... bash benchmarks/gpu_run.sh`, then `{command()}`", "",
           "Machine: " + "; ".join(log[:3]), "", "Training speed (last epoch):", "", *_speed(src / "ckpt"), "",
           "Timeline: " + "; ".join(x for x in log if x.startswith("[")), "",
           "## Synthetic catalogue", "", _table(synth, list(synth)), "",
@@ -61,8 +59,7 @@ def main(argv=None) -> int:
                f"{fmt(loc['whole_map_iou'])}; region boxes: {fmt(loc['region_box_iou'])}.", ""]
     if real:
         md += ["## fashion-product-224 apparel", "", _table(real, list(real)), ""]
-    dest.with_suffix(".md").write_text("\n".join(md), encoding="utf-8")
-    print("\n".join(md))
+    write_report(args.out, out, md)
     return 0
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from fashionsearchnet.app.cli import main as fsn
 
+from _report import command, write_report
+
 PROTOCOL = "manipulation"
 RULE_POINTS = 1.0  # offer INT8 when manipulation Top-30 drops by at most this many points
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-runs", type=int, default=200)
     ap.add_argument("--work", default=None, help="folder for the data, run and bundles (default: a temporary one)")
     a = ap.parse_args(argv)
-    cmd = "python benchmarks/int8_accuracy.py " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    cmd = command()
     with tempfile.TemporaryDirectory(prefix="fsn-int8-") as tmp:
         work = Path(a.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -138,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                            for p in res},
                "latency_interleaved": inter,
                "details": res, "wall_s": round(time.monotonic() - t0, 1)}
-        Path(f"{a.out}.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
-        f32, i8 = res["fp32"], res["int8"]
+        i8 = res["int8"]
         offer = all(v["offer_int8"] for v in verdict.values()) and bool(verdict)
         cal = (i8["quantization"] or {}).get("calibration", {})
         lines = [f"# INT8 vs fp32 ({PROTOCOL} protocol)", "", f"Command: `{cmd}`", "",
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"Run: `{run}`; data: `{data}`; int8: ONNX Runtime static quantisation (QDQ, backbone convs, "
                  f"symmetric int8, per-channel weights), calibrated on {cal.get('images')} of "
                  f"{cal.get('train_images')} training images.", "",
-                 f"| method | Top-30 fp32 | Top-30 int8 | difference (points) | Top-1 fp32 | Top-1 int8 | queries |",
+                 "| method | Top-30 fp32 | Top-30 int8 | difference (points) | Top-1 fp32 | Top-1 int8 | queries |",
                  "|---|---|---|---|---|---|---|", *rows, "",
                  "| precision | batch-1 p50 ms, interleaved | backbone p50 ms, interleaved | batch-1 p50 ms, fsn bench | "
                  "backbone p50 ms, fsn bench | throughput img/s, fsn bench | parity worst error |",
@@ -163,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Interleaved: both bundles in one process on ort-cpu, alternating blocks of 20 batch-1 calls "
                   f"({a.bench_runs} each; the comparison to trust on a shared machine, the fsn bench runs are minutes "
                   "apart under changing load)."]
-        Path(f"{a.out}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print("\n".join(lines))
+        write_report(a.out, out, lines)
     return 0
 
 

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import random
-import shlex
 import socket
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from urllib.parse import urlparse
 
 import cv2
 import numpy as np
+
+from _report import command, write_report
 
 MIX = {"item": "item searches", "upload": "640x480 uploads", "both": "item searches + uploads"}
 TARGETS = {"upload_p50_ms": 30.0, "upload_p99_ms": 80.0, "rps": 50.0, "errors": 0}
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     all_lat = [x for ls in lat for x in ls]
     n = len(all_lat)
     res = {
-        "command": " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1], *sys.argv]),
+        "command": command(),
         "machine": machine(), "url": url, "clients": args.clients, "mix": args.mix, "duration_s": round(elapsed, 1),
         "upload_640x480": {"n": len(up_ms), "p50_ms": round(pct(up_ms, 50), 2), "p99_ms": round(pct(up_ms, 99), 2),
                            "errors": up_err, "jpeg_bytes": len(photo)},
@@ -222,9 +223,6 @@ def main(argv: list[str] | None = None) -> int:
           "upload p99 <= 80 ms": res["upload_640x480"]["p99_ms"] <= 80,
           ">= 50 req/s": res["load"]["rps"] >= 50, "zero errors": res["load"]["errors"] == 0 and up_err == 0}
     res["met"] = ok
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     m = res["machine"]
     md = ["# fsn serve load test", "", f"Command: `{res['command']}`", "",
           f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}, "
@@ -237,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
           f"| same: latency p50 / p99 | {res['load']['p50_ms']} / {res['load']['p99_ms']} ms | |",
           f"| server RSS start / end / max | {res['rss_mb']['start']} / {res['rss_mb']['end']} / {res['rss_mb']['max']} MB | flat |",
           "", "Met: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in ok.items()), ""]
-    out.with_suffix(".md").write_text("\n".join(md))
-    sys.stdout.write("\n".join(md) + "\n")
+    write_report(args.out, res, md)
     return 0
 
 

@@ -9,13 +9,11 @@ the box, and a whole-map box for comparison, over the first ``--images`` gallery
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import command, machine, write_report  # noqa: E402
 from train_methods import _localisation  # noqa: E402
 
 from fashionsearchnet.data.dataset import load_dataset  # noqa: E402
@@ -30,15 +28,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
     loc = _localisation(Path(args.run), ds, ds.indices("gallery")[: args.images], "cpu")
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, **loc}, indent=2))
+    cmd, mach = command(), machine()
     keys = [k for k in loc["aam_box_iou"]]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     md = [f"# Localisation of the fsn boxes ({loc['images']} gallery images of `{args.data}`)", "",
-          f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+          f"Command: `{cmd}`", "", f"Machine: {mach}", "",
           "| box | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
           "| AAM box IoU | " + " | ".join(fmt(loc["aam_box_iou"][k]) for k in keys) + " |",
           "| whole-map box IoU | " + " | ".join(fmt(loc["whole_map_iou"][k]) for k in keys) + " |",
@@ -47,8 +41,7 @@ def main(argv=None) -> int:
           f"Mean AAM box area: {loc['aam_box_area']:.2f} of the conv5 map. Region boxes: IoU "
           + ", ".join(f"{k} {fmt(v)}" for k, v in loc["region_box_iou"].items()) + "; share inside "
           + ", ".join(f"{k} {fmt(v)}" for k, v in loc["region_box_coverage"].items()) + ".", ""]
-    dest.with_suffix(".md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_report(args.out, {"command": cmd, "machine": mach, **loc}, md)
     return 0
 
 

@@ -9,15 +9,13 @@ changes (evaluation.protocol.evaluate_grouped). Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
-from pathlib import Path
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import evaluate_grouped, requested_attribute
 from fashionsearchnet.training.evaluate import build_searchers
+
+from _report import command, machine, write_report
 
 
 def main(argv=None) -> int:
@@ -32,14 +30,10 @@ def main(argv=None) -> int:
     searchers = build_searchers(args.run, ds)
     res = {p: evaluate_grouped(ds, searchers, p, requested_attribute, seed=args.seed)
            for p in args.protocols.split(",")}
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine, "results": res}, indent=2))
+    cmd, mach = command(), machine()
     methods = list(searchers)
     md = [f"# Top-30 (Top-1) per changed attribute: run `{args.run}`, data `{args.data}`", "",
-          f"Command: `{cmd}`", "", f"Machine: {machine}", ""]
+          f"Command: `{cmd}`", "", f"Machine: {mach}", ""]
     for p, groups in res.items():
         md += [f"## {p}", "", "| changed | n | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
         for g, r in groups.items():
@@ -47,8 +41,7 @@ def main(argv=None) -> int:
             md.append(f"| {g} | {n} | " + " | ".join(f"{r[m]['top30']:.1f} ({r[m]['top1']:.1f})" for m in methods)
                       + " |")
         md.append("")
-    dest.with_suffix(".md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_report(args.out, {"command": cmd, "machine": mach, "results": res}, md)
     return 0
 
 

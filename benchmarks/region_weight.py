@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -27,6 +24,8 @@ from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import _two_tone, evaluate, evaluate_grouped
 from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
 from fashionsearchnet.training.evaluate import method_features
+
+from _report import command, machine, write_report
 
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 PROTOS = ("region", "region_differ", "region_match")
@@ -92,15 +91,12 @@ def main(argv=None) -> int:
     tres = evaluate(test_ds, searchers_for(run, test_ds, sorted({best, 0.3}), args.device),
                     protocols=PROTOS, seed=args.seed)
     breakdown = by_requested_region(test_ds, searchers_for(run, test_ds, [best], args.device), args.seed)
-    cmd = " ".join([sys.executable, *sys.argv])
-    out = {"command": cmd, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+    cmd = command()
+    out = {"command": cmd, "machine": machine(),
            "grid": GRID, "validation": vres, "validation_rows": {s: int(len(val.indices(s))) for s in
                                                                   ("gallery", "query")},
            "chosen_weight": best, "test": tres, "test_by_region": breakdown}
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
-    lines = [f"# fsn_region down-weight chosen on a validation split of the training rows", "",
+    lines = ["# fsn_region down-weight chosen on a validation split of the training rows", "",
              f"Command: `{cmd}`", "", f"Machine: {out['machine']}", "",
              f"Validation: {out['validation_rows']} (training rows only).", "",
              "| weight | val region top1 | val region top30 | val region_differ top30 | val region_match top30 |",
@@ -126,8 +122,7 @@ def main(argv=None) -> int:
               "Top-30 (n):", "", "| requested | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, r in breakdown.items():
         lines.append(f"| {key} | " + " | ".join(f"{r[m]['top30']:.1f} ({r[m]['n']})" for m in names) + " |")
-    dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, out, lines)
     return 0
 
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +21,8 @@ from fashionsearchnet.data.preprocess import Preprocessing, read_image
 from fashionsearchnet.training import losses
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.presets import PRESETS
+
+from _report import command, machine, write_report
 
 
 def run(ds, preset, epochs: int, seed: int) -> list[dict]:
@@ -69,21 +67,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
     res = {bn: run(ds, dataclasses.replace(PRESETS["edge"], batch_norm=bn), args.epochs, args.seed) for bn in (True, False)}
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": machine,
-                                                               "batch_norm": res[True], "no_batch_norm": res[False]}, indent=2))
+    cmd, mach = command(), machine(f"torch {torch.__version__}")
     names = list(ds.schema.names)
-    lines = ["# Stage 1 with and without BatchNorm (edge preset)", "", f"Command: `{cmd}`", "", f"Machine: {machine}", "",
+    lines = ["# Stage 1 with and without BatchNorm (edge preset)", "", f"Command: `{cmd}`", "", f"Machine: {mach}", "",
              "| BatchNorm | epoch | train loss | " + " | ".join(f"val acc {n}" for n in names) + " |",
              "|" + "---|" * (3 + len(names))]
     for bn in (True, False):
         for r in res[bn]:
             lines.append(f"| {'yes' if bn else 'no'} | {r['epoch']} | {r['train_loss']} | "
                          + " | ".join(f"{r['val_acc'][n]:.3f}" for n in names) + " |")
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, {"command": cmd, "machine": mach, "batch_norm": res[True], "no_batch_norm": res[False]},
+                 lines)
     return 0
 
 
