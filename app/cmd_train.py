@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="mini-batch size for stages 1-2 (default 32)")
     p.add_argument("--global-batch", type=int, default=256,
                    help="rows per stage-3 (global representation) step (default 256)")
+    p.add_argument("--global-negatives", default="random", choices=("random", "near"),
+                   help="stage-3 negatives: random (the paper's rule, default) or near (labels one attribute away "
+                        "from the target: harder triplets)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01, as the paper)")
     p.add_argument("--backbone-weights", default=None,
                    help="local torchvision AlexNet state dict (features.* keys) for conv1-conv4 (paper preset)")
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--device {args.device!r}: use cpu or cuda")
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     cfg = TrainConfig(preset=args.preset, methods=methods, device=args.device, seed=args.seed, epochs=args.epochs,
-                      batch_size=args.batch_size, global_batch=args.global_batch, lr=args.lr, backbone_weights=args.backbone_weights,
+                      batch_size=args.batch_size, global_batch=args.global_batch,
+                      global_negatives=args.global_negatives, lr=args.lr, backbone_weights=args.backbone_weights,
                       checkpoint_every_s=args.checkpoint_every, region_weight=args.region_weight)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(args.data)

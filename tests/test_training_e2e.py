@@ -154,21 +154,44 @@ def test_checkpoint_of_another_schema_is_refused(run, data, tmp_path):
         train(load_dataset(d), run, TrainConfig(preset="tiny", seed=1, methods=("fsn",), global_batch=16))
 
 
+def test_resume_checks_global_negatives_and_accepts_runs_from_before_the_option(run, data, tmp_path):
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    cfg = dict(preset="tiny", seed=1, methods=("fsn",), global_batch=16)
+    with pytest.raises(CheckpointError, match=r"other settings \(global_negatives\)"):
+        train(load_dataset(data), r, TrainConfig(**cfg, global_negatives="near"))
+    desc = json.loads((r / "run.json").read_text())
+    del desc["config"]["global_negatives"]  # a run folder written before the option existed
+    (r / "run.json").write_text(json.dumps(desc))
+    assert train(load_dataset(data), r, TrainConfig(**cfg))["fsn"]["skipped"]
+    with pytest.raises(CheckpointError, match="global_negatives"):
+        train(load_dataset(data), r, TrainConfig(**cfg, global_negatives="near"))
+
+
 def test_eval_region_weight_override(run, data, tmp_path):
     from fashionsearchnet.evaluation.protocol import evaluate
-    from fashionsearchnet.gallery.scoring import ExactSearcher, SearchParams
-    from fashionsearchnet.training.evaluate import build_searchers, evaluate_run
+    from fashionsearchnet.gallery.scoring import ExactSearcher, Request, SearchParams
+    from fashionsearchnet.training.evaluate import build_searchers
 
     ds = load_dataset(data)
     stored = build_searchers(run, ds, methods=["fsn"])
     assert stored["fsn_region"].params.region_weight == 0.5  # what the run was trained with (the default)
-    res = evaluate_run(run, ds, ["manipulation"], methods=["fsn"], region_weight=1.0)  # (no region pair here)
-    # the same as searching the stored features with weight 1.0 by hand
+    over = build_searchers(run, ds, methods=["fsn"], region_weight=1.0)["fsn_region"]
+    assert over.params.region_weight == 1.0
+    # a region request through the override equals the stored features searched with weight 1.0 by hand
     s = stored["fsn_region"]
-    by_hand = ExactSearcher(SearchParams(s.params.schema, s.params.prototypes, s.params.lam, s.params.W, 1.0),
-                            s.features, method="fsn_region")
-    want = evaluate(ds, {"fsn_region": by_hand}, ["manipulation"])["manipulation"]["fsn_region"]
-    assert res["manipulation"]["fsn_region"] == want and want["n"] > 0
+
+    def by_hand(w):
+        return ExactSearcher(SearchParams(s.params.schema, s.params.prototypes, s.params.lam, s.params.W, w),
+                             s.features, method="fsn_region")
+
+    reg, attr = next((r, a) for r, a in ds.schema.region_pairs if r != ds.schema.primary_region)
+    req = Request(region=((reg, attr, ds.schema.attributes[ds.schema.attr_index(attr)].values[0]),))
+    q, g = ds.indices("query"), ds.indices("gallery")
+    got = over.search(q, [req] * len(q), g, 10)
+    assert np.array_equal(got, by_hand(1.0).search(q, [req] * len(q), g, 10))
+    # and the weight matters: weight 0 keeps only the requested representation
+    assert not np.array_equal(got, by_hand(0.0).search(q, [req] * len(q), g, 10))
     with pytest.raises(SystemExit) as e:  # argparse: one-line usage error, exit 2
         main(["eval", str(run), str(data), "--json", str(tmp_path / "x.json"), "--region-weight", "1.5"])
     assert e.value.code == 2 and not (tmp_path / "x.json").exists()

@@ -64,6 +64,33 @@ def test_global_triplets_positive_equals_anchor_after_manipulation():
             assert (labels[p] == target).all() and not (labels[n] == target).all()
 
 
+def test_near_global_negatives_are_one_attribute_from_the_target():
+    grid = np.array([[a, b, c] for a in range(3) for b in range(2) for c in range(3)] * 2)  # every combination, twice
+    idx = LabelIndex(grid)
+    rng = np.random.default_rng(5)
+    for astar in range(4):
+        t = global_triplets(idx, np.arange(len(grid)), astar, (3, 2, 3), rng, negatives="near")
+        assert len(t.anchors) == len(grid)
+        for i, v, p, n in zip(t.anchors, t.values, t.positives, t.negatives):
+            target = grid[i].copy()
+            if astar:
+                target[astar - 1] = v
+            assert (grid[p] == target).all()
+            assert int((grid[n] != target).sum()) == 1  # the hardest label-space negative
+    # the random rule (default) picks negatives that are mostly further away on this grid
+    t = global_triplets(idx, np.arange(len(grid)), 0, (3, 2, 3), np.random.default_rng(5))
+    assert np.mean([(grid[n] != grid[i]).sum() for i, n in zip(t.anchors, t.negatives)]) > 1.5
+
+
+def test_near_global_negatives_fall_back_to_random_rows():
+    labels = np.array([[0, 0], [0, 0], [1, 1], [1, 1]])  # no row is one attribute away from another
+    t = global_triplets(LabelIndex(labels), np.arange(4), 0, (2, 2), np.random.default_rng(0), negatives="near")
+    assert len(t.anchors) == 4
+    assert all((labels[n] != labels[i]).sum() == 2 for i, n in zip(t.anchors, t.negatives))
+    with pytest.raises(ValueError, match="negatives"):
+        global_triplets(LabelIndex(labels), np.arange(4), 0, (2, 2), np.random.default_rng(0), negatives="hard")
+
+
 def test_prototypes_equal_hand_means():
     reps = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3) * 0.5
     labels = np.array([[0, 2], [1, 2], [0, -1], [1, 0], [0, 0]])

@@ -35,7 +35,7 @@ from fashionsearchnet.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_
 from fashionsearchnet.training.extract import boxes_for, extract_arrays, load_resized, to_tensor
 from fashionsearchnet.training.model import FashionSearchNet, canonical_method
 from fashionsearchnet.training.presets import Preset, get_preset
-from fashionsearchnet.training.triplets import LabelIndex, batch_triplets, global_triplets
+from fashionsearchnet.training.triplets import GLOBAL_NEGATIVES, LabelIndex, batch_triplets, global_triplets
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     global_batch: int = 256
+    global_negatives: str = "random"
     backbone_weights: str | None = None
     checkpoint_every_s: float = 120.0
     region_weight: float = DEFAULT_REGION_WEIGHT
@@ -73,6 +74,9 @@ class TrainConfig:
             raise UsageError(f"--batch-size must be at least 2 (triplets need pairs), got {self.batch_size}")
         if self.global_batch < 2:
             raise UsageError(f"--global-batch must be at least 2, got {self.global_batch}")
+        if self.global_negatives not in GLOBAL_NEGATIVES:
+            raise UsageError(f"--global-negatives must be one of {', '.join(GLOBAL_NEGATIVES)}, "
+                             f"got {self.global_negatives!r}")
         if not 0.0 <= self.region_weight <= 1.0:
             raise UsageError(f"--region-weight must be in [0, 1], got {self.region_weight}")
         if not self.lr > 0:
@@ -82,7 +86,8 @@ class TrainConfig:
         """What must not change when a run is resumed."""
         return {"preset": self.preset, "seed": self.seed, "batch_size": self.batch_size, "lr": self.lr,
                 "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "global_batch": self.global_batch, "backbone_weights": self.backbone_weights}
+                "global_batch": self.global_batch, "global_negatives": self.global_negatives,
+                "backbone_weights": self.backbone_weights}
 
 
 def _seed_all(*parts: int) -> np.random.Generator:
@@ -212,8 +217,10 @@ class Trainer:
                 old = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError:
                 raise CheckpointError(f"{path}: corrupt run description; delete the run folder and retrain") from None
-            if old.get("config") != mine["config"]:
-                diff = [k for k in mine["config"] if old.get("config", {}).get(k) != mine["config"][k]]
+            # runs from before --global-negatives existed used the paper's random negatives
+            old_cfg = {"global_negatives": "random", **old.get("config", {})}
+            if old_cfg != mine["config"]:
+                diff = [k for k in mine["config"] if old_cfg.get(k) != mine["config"][k]]
                 raise CheckpointError(f"{self.out}: run folder was trained with other settings ({', '.join(diff)}); "
                                       f"use a new --out or the same settings to resume")
             from fashionsearchnet.data.schema import Schema
@@ -321,7 +328,7 @@ class Trainer:
             total = (model.lam.sum() + model.W.sum()) * 0.0  # a step without triplets is a zero-gradient step
             n_trip, n_ok = 0, 0
             for astar in range(A + 1):
-                t = global_triplets(index, rows, astar, model.num_classes, rng)
+                t = global_triplets(index, rows, astar, model.num_classes, rng, negatives=self.cfg.global_negatives)
                 if len(t.anchors) == 0:
                     continue
                 anc = R[t.anchors].clone()

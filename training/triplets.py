@@ -51,11 +51,35 @@ class LabelIndex:
         return self.groups.get(tuple(int(v) for v in target), np.zeros(0, np.int64))
 
 
+GLOBAL_NEGATIVES = ("random", "near")
+
+
+def _near_negative(index: LabelIndex, target: np.ndarray, num_classes: tuple[int, ...], rng: np.random.Generator,
+                   tries: int) -> int:
+    """A row whose labels differ from ``target`` in exactly one known attribute (-1 if none was found)."""
+    known = np.flatnonzero(target >= 0)
+    for _ in range(tries if len(known) else 0):
+        b = int(rng.choice(known))
+        other = int(rng.integers(num_classes[b] - 1)) if num_classes[b] > 1 else -1
+        if other < 0:
+            continue
+        near = target.copy()
+        near[b] = other + (other >= target[b])  # a uniform draw among the other values
+        rows = index.rows(near)
+        if len(rows):
+            return int(rng.choice(rows))
+    return -1
+
+
 def global_triplets(index: LabelIndex, anchors: np.ndarray, astar: int, num_classes: tuple[int, ...],
-                    rng: np.random.Generator, max_neg_tries: int = 8) -> GlobalTriplets:
+                    rng: np.random.Generator, max_neg_tries: int = 8, negatives: str = "random") -> GlobalTriplets:
     """Set ``astar`` (0: none, 1+a: attribute a gets a random other value): positive = a row whose labels equal
-    the anchor's after the manipulation (another row for set 0), negative = a random row whose labels differ.
-    Anchors without such a positive are dropped."""
+    the anchor's after the manipulation (another row for set 0), negative = a random row whose labels differ
+    (``negatives="random"``, the paper's rule) or, with ``negatives="near"``, a row whose labels differ from the
+    target in exactly one attribute (a random row when the training set has none). Anchors without such a
+    positive are dropped."""
+    if negatives not in GLOBAL_NEGATIVES:
+        raise ValueError(f"negatives must be one of {GLOBAL_NEGATIVES}, got {negatives!r}")
     labels = index.labels
     n = len(labels)
     out_a, out_v, out_p, out_n = [], [], [], []
@@ -72,12 +96,14 @@ def global_triplets(index: LabelIndex, anchors: np.ndarray, astar: int, num_clas
             cands = cands[cands != i]
         if len(cands) == 0:
             continue
-        for _ in range(max_neg_tries):
-            k = int(rng.integers(n))
-            if not np.array_equal(labels[k], target):
-                break
-        else:
-            continue
+        k = _near_negative(index, target, num_classes, rng, max_neg_tries) if negatives == "near" else -1
+        if k < 0:
+            for _ in range(max_neg_tries):
+                k = int(rng.integers(n))
+                if not np.array_equal(labels[k], target):
+                    break
+            else:
+                continue
         out_a.append(i)
         out_v.append(v)
         out_p.append(int(rng.choice(cands)))
