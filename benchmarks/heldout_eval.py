@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 from fashionsearchnet.app.cli import main as fsn
 from fashionsearchnet.evaluation.protocol import markdown_table
@@ -43,20 +43,14 @@ def main(argv=None) -> int:
         assert fsn(["eval", args.run, str(data), "--json", str(js), "--protocols",
                     "query,manipulation,region,region_differ,region_match,item,adde"]) == 0
     res = json.loads(js.read_text())
-    cmd = " ".join([sys.executable, *sys.argv])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     md = [f"# Held-out synthetic catalogue ({args.profile} profile, seed {args.seed}, {args.count} images: gallery + query only, "
           f"splits {args.splits})", "",
-          f"Command: `{cmd}`", "", f"Run: `{args.run}`; machine: {machine}", "",
+          f"Command: `{command()}`", "", f"Run: `{args.run}`; machine: {machine()}", "",
           markdown_table(res, ks=(1, 5, 10, 30, 50)), ""]
     if any("prec5" in r for methods in res.values() for r in methods.values()):
         md += ["Precision@K: the share of the first K results that are hits (the paper's user-study measure at K = 5; "
                "for item, one right answer, at most 100/K).", "", markdown_table(res, ks=(1, 5, 10, 30), metric="prec"), ""]
-    out.with_suffix(".md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_report(args.out, res, md)  # the JSON is the eval JSON itself
     return 0
 
 
