@@ -9,6 +9,7 @@ import logging
 from fashionsearchnet.app.argtypes import stage_epochs
 from fashionsearchnet.errors import UsageError
 from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
+from fashionsearchnet.training.triplets import GLOBAL_NEGATIVES  # numpy only: no torch at parse time
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="mini-batch size for stages 1-2 (default 32)")
     p.add_argument("--global-batch", type=int, default=256,
                    help="rows per stage-3 (global representation) step (default 256)")
-    p.add_argument("--global-negatives", default="random", choices=("random", "near"),
+    p.add_argument("--global-negatives", default="random", choices=GLOBAL_NEGATIVES,
                    help="stage-3 negatives: random (the paper's rule, default) or near (labels one attribute away "
                         "from the target: harder triplets)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01, as the paper)")

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 
 import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
-from fashionsearchnet.evaluation.protocol import Task, evaluate_grouped
+from fashionsearchnet.evaluation.protocol import Task, _match, evaluate_grouped
 from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.evaluate import build_searchers
 
@@ -29,9 +28,6 @@ from _report import command, machine, write_report
 def grouper(ds, pred: np.ndarray):
     """group(task, i) -> 'right|wrong, consistent|inconsistent' for :func:`evaluate_grouped`."""
     s = ds.schema
-    by_label: dict[tuple, list[int]] = defaultdict(list)
-    for r in ds.indices("gallery"):
-        by_label[tuple(ds.labels[r])].append(int(r))
 
     def group(task: Task, i: int) -> str:
         q = int(task.query_rows[i])
@@ -40,9 +36,9 @@ def grouper(ds, pred: np.ndarray):
         want = pred[q].copy()
         for attr, value in task.requests[i].set:
             want[s.attr_index(attr)] = s.value_index(attr, value)
-        targets = [r for key, rows in by_label.items()
-                   if all(t < 0 or k == t for k, t in zip(key, task.targets[i])) for r in rows]
-        consistent = any((pred[r] == want).all() for r in targets)
+        hit = _match(ds, task.gallery_rows[None], task.targets[i:i + 1], task.region_targets[i:i + 1],
+                     task.region_columns)[0]  # the gallery rows that satisfy pair i (the protocol's rule)
+        consistent = bool((pred[task.gallery_rows[hit]] == want).all(1).any())
         return f"{'right' if right else 'wrong'}, {'consistent' if consistent else 'inconsistent'}"
     return group
 

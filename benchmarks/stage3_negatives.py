@@ -36,11 +36,10 @@ from fashionsearchnet.training.trainer import TrainConfig, Trainer
 RULES = ("random", "near")
 
 
-def retrain_global(run: Path, data, epochs: int, seed: int, rule: str, init: dict[str, torch.Tensor]):
-    """lam, W (numpy) and the stage-3 metrics after retraining stage 3 of ``run``'s fsn with ``rule``."""
-    ck = load_file(run / "fsn" / CHECKPOINT_NAME)
-    cfg = TrainConfig(**{**ck["config"], "methods": ("fsn",), "epochs": (0, 0, epochs), "seed": seed,
-                         "global_negatives": rule, "checkpoint_every_s": 1e9})
+def retrain_global(ck: dict, data, cfg: TrainConfig, init: dict[str, torch.Tensor], reps: np.ndarray,
+                   protos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """lam, W (numpy) and the stage-3 metrics after retraining stage 3 of checkpoint ``ck`` from ``init`` on the
+    training representations ``reps`` with ``cfg`` (its global_negatives rule)."""
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(data, tmp, cfg)
         model = FashionSearchNet(tr.schema, tr.preset, "fsn")
@@ -48,22 +47,10 @@ def retrain_global(run: Path, data, epochs: int, seed: int, rule: str, init: dic
         with torch.no_grad():
             model.lam.copy_(init["lam"])
             model.W.copy_(init["W"])
-        reps, protos = _cached_reps(tr, model)
         t0 = time.monotonic()
         metrics = tr.stage3(model, reps, protos, Path(tmp) / "state.pt", None)
         metrics[-1]["stage3_s"] = time.monotonic() - t0
     return model.lam.detach().numpy().copy(), model.W.detach().numpy().copy(), metrics
-
-
-_REPS: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-
-
-def _cached_reps(tr: Trainer, model: FashionSearchNet):
-    """The training rows' representations do not depend on lam/W: extract them once per run."""
-    key = str(tr.ds.root)
-    if key not in _REPS:
-        _REPS[key] = tr._reps_and_prototypes(model)
-    return _REPS[key]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     fresh = FashionSearchNet(train_data.schema, get_preset(ck["config"]["preset"]), "fsn")
     init = {"lam": fresh.lam.detach().clone(), "W": fresh.W.detach().clone()}
-    trained = {rule: retrain_global(args.run, train_data, args.epochs, args.seed, rule, init) for rule in RULES}
-    stored = load_file(args.run / "fsn" / CHECKPOINT_NAME)["model"]
-    lam_w = {"fsn (stored with the run)": (stored["lam"].numpy(), stored["W"].numpy()),
+    cfgs = {rule: TrainConfig(**{**ck["config"], "methods": ("fsn",), "epochs": (0, 0, args.epochs), "seed": args.seed,
+                                 "global_negatives": rule, "checkpoint_every_s": 1e9}) for rule in RULES}
+    # the training rows' representations do not depend on lam/W: extracted once, with the run's own weights
+    fresh.load_state_dict(ck["model"])
+    reps, protos = Trainer(train_data, args.run, cfgs["random"])._reps_and_prototypes(fresh)
+    trained = {rule: retrain_global(ck, train_data, cfgs[rule], init, reps, protos) for rule in RULES}
+    lam_w = {"fsn (stored with the run)": (ck["model"]["lam"].numpy(), ck["model"]["W"].numpy()),
              **{f"fsn, {rule} negatives": trained[rule][:2] for rule in RULES}}
     protocols = tuple(args.protocols.split(","))
     results: dict[str, dict] = {}

@@ -240,8 +240,7 @@ def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] =
                   task.item_targets)
     for k in ks:
         out[f"top{k}"] = round(100.0 * float(hits[:, :k].any(1).mean()), 3)
-    for k in ks:  # beyond the gallery size evaluate() pads with repeats of the last result: no precision there
-        if k <= len(task.gallery_rows):
+        if k <= len(task.gallery_rows):  # beyond it evaluate() pads with repeats of the last result: no precision
             out[f"prec{k}"] = round(100.0 * float(hits[:, :k].mean()), 3)
     if task.name == "adde":
         rows = np.broadcast_to(task.gallery_rows[None, :], (1, len(task.gallery_rows)))

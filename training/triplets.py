@@ -57,12 +57,10 @@ GLOBAL_NEGATIVES = ("random", "near")
 def _near_negative(index: LabelIndex, target: np.ndarray, num_classes: tuple[int, ...], rng: np.random.Generator,
                    tries: int) -> int:
     """A row whose labels differ from ``target`` in exactly one known attribute (-1 if none was found)."""
-    known = np.flatnonzero(target >= 0)
+    known = np.flatnonzero((target >= 0) & (np.asarray(num_classes) > 1))  # attributes with another value
     for _ in range(tries if len(known) else 0):
         b = int(rng.choice(known))
-        other = int(rng.integers(num_classes[b] - 1)) if num_classes[b] > 1 else -1
-        if other < 0:
-            continue
+        other = int(rng.integers(num_classes[b] - 1))
         near = target.copy()
         near[b] = other + (other >= target[b])  # a uniform draw among the other values
         rows = index.rows(near)
