@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="rendering processes (default: one per CPU, at most 16); the output does not depend on it")
     p.add_argument("--profile", default="basic",
-                   help="basic (5 attributes, default) or detailed (8: adds fastening, pocket and print)")
+                   help="basic (5 attributes, default), detailed (8: adds fastening, pocket and print) or hard "
+                        "(12: adds fit, hem, fabric and cuff)")
 
 
 def run(args: argparse.Namespace) -> int:

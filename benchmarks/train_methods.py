@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", default="0.8163,0.1633,0.0204", help="train,gallery,query fractions")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--profile", default="basic", help="synthetic catalogue profile: basic or detailed (fsn synth)")
+    ap.add_argument("--profile", default="basic", help="synthetic catalogue profile: basic, detailed or hard (fsn synth)")
     ap.add_argument("--preset", default="edge")
     ap.add_argument("--epochs", default="10,10,10")
     ap.add_argument("--real-epochs", default=None, help="epochs for the real catalogue (default: --epochs)")

@@ -21,6 +21,13 @@ It draws every design attribute with skewed, real-catalogue-like frequencies (1/
 over 8 attributes leave ~3% of them satisfiable, these ~13%). The ``basic`` profile (default) writes exactly
 what it wrote before profiles existed.
 
+The ``hard`` profile is the detailed one plus four fine-grained attributes, twelve in all as in Shopping100k:
+``fit`` (regular/slim/loose: the garment's width, which the framing's scale jitter makes relative), ``hem``
+(straight/curved/split: the bottom edge), ``fabric`` (plain/knit/twill: a fine rib or diagonal weave a few
+pixels wide) and ``cuff`` (none/band/rolled: the sleeve ends; unknown, an empty cell, for sleeveless garments, as
+real catalogues leave labels blank). They are small or subtle cues, so that an attribute classifier makes
+mistakes on a 20k catalogue (issue 2: the attribute baseline must not saturate).
+
 Rendering is parallel (``workers``); every image has its own seeded generator, so the output does not depend on
 the number of workers.
 """
@@ -67,13 +74,22 @@ COLORS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
 MASK_LABELS = {"background": 0, "torso": 1, "sleeve": 2, "collar": 3}
 REGION_COLUMNS = ("torso:color", "torso:pattern", "sleeve:color", "sleeve:pattern", "collar:color")
 DEFAULT_SPLITS = (0.75, 0.20, 0.05)
-PROFILES = ("basic", "detailed")
+PROFILES = ("basic", "detailed", "hard")
 # The detailed profile's extra attributes: values and how often each is drawn ("none" 60% of the time).
 DETAILS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "fastening": (("none", "buttons", "zip"), (0.6, 0.2, 0.2)),
     "pocket": (("none", "chest", "patch"), (0.6, 0.2, 0.2)),
     "print": (("none", "logo", "graphic"), (0.6, 0.2, 0.2)),
 }
+
+# The hard profile's fine-grained attributes (after the detailed ones); the first value is drawn 60% of the time.
+FINE: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "fit": (("regular", "slim", "loose"), (0.6, 0.2, 0.2)),
+    "hem": (("straight", "curved", "split"), (0.6, 0.2, 0.2)),
+    "fabric": (("plain", "knit", "twill"), (0.6, 0.2, 0.2)),
+    "cuff": (("none", "band", "rolled"), (0.6, 0.2, 0.2)),
+}
+FIT_WIDTH = {"regular": 1.0, "slim": 0.86, "loose": 1.16}  # garment width multiplier
 
 
 def _zipf(n: int) -> list[float]:
@@ -93,7 +109,9 @@ def synthetic_schema(profile: str = "basic") -> Schema:
     The detailed profile's extra attributes come last and join the torso region's sources (they are drawn on it).
     """
     _check_profile(profile)
-    extra = tuple(DETAILS) if profile == "detailed" else ()
+    extra = tuple(DETAILS) if profile in ("detailed", "hard") else ()
+    fine = tuple(FINE) if profile == "hard" else ()
+    torso_fine = tuple(n for n in fine if n != "cuff")
     return Schema(
         attributes=(
             Attribute("category", CATEGORIES),
@@ -102,11 +120,13 @@ def synthetic_schema(profile: str = "basic") -> Schema:
             Attribute("color", tuple(COLORS)),
             Attribute("pattern", PATTERNS),
             *(Attribute(name, DETAILS[name][0]) for name in extra),
+            *(Attribute(name, FINE[name][0]) for name in fine),
         ),
         regions=(
             Region("collar", ("collar",), ("color",)),
-            Region("sleeve", ("sleeve",), ("color", "pattern")),
-            Region("torso", ("category", "color", "pattern", *extra), ("color", "pattern"), ("collar", "sleeve"), True),
+            Region("sleeve", ("sleeve", *(("cuff",) if fine else ())), ("color", "pattern")),
+            Region("torso", ("category", "color", "pattern", *extra, *torso_fine), ("color", "pattern"),
+                   ("collar", "sleeve"), True),
         ),
     )
 
@@ -125,7 +145,7 @@ class Design:
     collar_color: str
     shade: tuple[float, float, float]  # position inside each colour's shade range, shared by variants
     period: float
-    details: tuple[tuple[str, str], ...] = ()  # detailed profile: (attribute, value) for fastening, pocket, print
+    details: tuple[tuple[str, str], ...] = ()  # (attribute, value): detailed profile's DETAILS, hard profile's FINE
     print_color: str = "white"  # colour of a logo or graphic print (not a label: prints are multi-coloured)
 
 
@@ -138,7 +158,7 @@ def _other(rng: np.random.Generator, values, current):
 
 
 def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
-    detailed = profile == "detailed"
+    detailed = profile in ("detailed", "hard")
     skew = _zipf if detailed else (lambda n: None)  # noqa: E731 - basic: uniform draws, as before profiles
     color = _pick(rng, tuple(COLORS), p=skew(len(COLORS)))
     pattern = _pick(rng, PATTERNS, p=_zipf(len(PATTERNS)) if detailed else [0.4, 0.2, 0.2, 0.2])
@@ -161,6 +181,9 @@ def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
     if detailed:  # drawn after everything else, so that the basic draws are unchanged
         d.details = tuple((name, _pick(rng, values, p=list(p))) for name, (values, p) in DETAILS.items())
         d.print_color = _pick(rng, tuple(COLORS))
+    if profile == "hard":  # drawn last, so that the detailed draws are unchanged; no cuff without sleeves
+        fine = [(name, _pick(rng, values, p=list(p))) for name, (values, p) in FINE.items()]
+        d.details += tuple((n, "" if n == "cuff" and sleeve == "sleeveless" else v) for n, v in fine)
     return d
 
 
@@ -256,6 +279,9 @@ def draw_garment(d: Design, c: int, rng: np.random.Generator, figure: bool):
     hem_w = {"dress": 0.27, "tunic": 0.19, "hoodie": 0.175, "jacket": 0.185}.get(d.category, hw)
     if d.category in ("hoodie", "jacket"):
         hw = 0.18
+    det = dict(d.details)
+    fw = FIT_WIDTH[det.get("fit", "regular")]  # the hard profile's fit (1.0 otherwise)
+    hw, waist_w, hem_w = hw * fw, waist_w * fw, hem_w * fw
     if figure:
         skin = np.array(_pick(rng, [(173, 203, 236), (120, 160, 205), (70, 100, 150), (150, 180, 225)]), np.float32)
         cv2.circle(img, (int(0.5 * c), int((ys - 0.11) * c)), int(0.065 * c), skin.tolist(), -1)
@@ -273,9 +299,15 @@ def draw_garment(d: Design, c: int, rng: np.random.Generator, figure: bool):
     sleeve_tex = _texture(c, d.sleeve_color, d.sleeve_pattern, d.shade, d.period)
     collar_tex = _texture(c, d.collar_color, "solid", d.shade, d.period)
     part = np.zeros((c, c), np.uint8)
-    torso = [(0.5 - hw, ys), (0.5 + hw, ys), (0.5 + waist_w, 0.55), (0.5 + hem_w, hem), (0.5 - hem_w, hem),
+    hem_style = det.get("hem", "straight")
+    torso = [(0.5 - hw, ys), (0.5 + hw, ys), (0.5 + waist_w, 0.55), *_hem_edge(hem_style, hem, hem_w),
              (0.5 - waist_w, 0.55)]
     _fill(part, c, torso, 1)
+    if hem_style == "split":  # a side slit at each side of the hem
+        for side in (-1, 1):
+            _fill(part, c, [(0.5 + side * (hem_w + 0.01), hem + 0.01), (0.5 + side * (hem_w - 0.035), hem + 0.01),
+                            (0.5 + side * (hem_w - 0.008), hem - 0.08)], 0)
+    cuff = np.zeros((c, c), np.uint8)  # the hard profile's cuffs: 1 band / turn-up, 2 its inner edge
     if d.sleeve != "sleeveless":
         length = SLEEVE_LENGTH[d.sleeve]
         for side in (-1, 1):
@@ -283,7 +315,14 @@ def draw_garment(d: Design, c: int, rng: np.random.Generator, figure: bool):
             p1 = np.array([0.5 + side * (hw - 0.01), ys + 0.12])
             d_out = np.array([side * 0.42, 0.9]) / np.hypot(0.42, 0.9)
             d_in = np.array([side * 0.28, 0.96]) / np.hypot(0.28, 0.96)
-            _fill(part, c, [p0, p0 + length * d_out + np.array([side * 0.02, 0]), p1 + length * d_in, p1], 2)
+            e0, e1 = p0 + length * d_out + np.array([side * 0.02, 0]), p1 + length * d_in
+            _fill(part, c, [p0, e0, e1, p1], 2)
+            if det.get("cuff") in ("band", "rolled"):
+                w = 0.035 if det["cuff"] == "band" else 0.055
+                _fill(cuff, c, [e0, e1, e1 - w * d_in, e0 - w * d_out], 1)
+                if det["cuff"] == "rolled":
+                    cv2.line(cuff, tuple(_pts(c, [e0 - w * d_out])[0]), tuple(_pts(c, [e1 - w * d_in])[0]), 2,
+                             max(1, c // 110), shift=4)
     # neckline: cut (shows the darker inside of the torso) + trim/band/flaps in the collar colour
     inner = np.zeros((c, c), np.uint8)
     trim = np.zeros((c, c), np.uint8)
@@ -324,10 +363,36 @@ def draw_garment(d: Design, c: int, rng: np.random.Generator, figure: bool):
                 cv2.circle(img, (cx + max(2, c // 40), int((ys + 0.14 + k * 0.11) * c)), max(1, c // 90),
                            (200, 200, 200), -1)
     if d.details:
-        _draw_details(img, part, dict(d.details), d, c, ys, hem)
+        _draw_details(img, part, det, d, c, ys, hem)
+    _draw_fine(img, part, cuff, det, c)
     alpha[part > 0] = 255
     lab[:] = part
     return img, alpha, lab
+
+
+def _hem_edge(style: str, hem: float, hem_w: float) -> list[tuple[float, float]]:
+    """The torso's bottom edge, right to left: straight (and split, cut later) or curved (a shirt-tail)."""
+    if style != "curved":
+        return [(0.5 + hem_w, hem), (0.5 - hem_w, hem)]
+    return [(0.5 + t * hem_w, hem - 0.02 + 0.045 * (1 - t * t)) for t in np.linspace(1, -1, 9)]
+
+
+def _draw_fine(img: np.ndarray, part: np.ndarray, cuff: np.ndarray, det: dict[str, str], c: int) -> None:
+    """The hard profile's fabric (a fine rib or twill over the whole garment) and sleeve cuffs (on the sleeves)."""
+    sleeve = part == 2
+    band = (cuff == 1) & sleeve
+    if det.get("cuff") == "band":  # a darker ribbed band
+        img[band] *= 0.6
+    elif det.get("cuff") == "rolled":  # the lighter inside turned up, with a dark fold line
+        img[band] = img[band] * 0.65 + 0.35 * 255
+        img[(cuff == 2) & sleeve] *= 0.45
+    fabric = det.get("fabric", "plain")
+    if fabric != "plain":
+        yy, xx = _grid(c)
+        phase = xx if fabric == "knit" else (xx + yy) / np.sqrt(2)  # vertical ribs or a diagonal weave
+        f = 1.0 + 0.14 * np.cos(2 * np.pi * phase / (0.026 * c))
+        g = part > 0
+        img[g] *= f[g][:, None]
 
 
 def _draw_details(img: np.ndarray, part: np.ndarray, details: dict[str, str], d: Design, c: int, ys: float,

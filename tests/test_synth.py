@@ -147,3 +147,69 @@ def test_bad_profile_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "synth", str(tmp_path / "x"), "--count", "3",
                         "--profile", "fancy"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--profile must be one of" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "h", 400, seed=4, size=64, profile="hard")
+
+
+def test_hard_profile_adds_fine_attributes_with_unknown_cuffs(hard):
+    from fashionsearchnet.data.synth import FINE
+
+    header = next(csv.reader(open(hard / "attributes.csv")))
+    assert header == BASIC_HEADER[:8] + ["fastening", "pocket", "print", "fit", "hem", "fabric", "cuff"] + BASIC_HEADER[8:]
+    ds = load_dataset(hard)
+    s = synthetic_schema("hard")
+    assert ds.schema == s and s.names[8:] == tuple(FINE) and len(s.names) == 12
+    regions = {r.name: r for r in s.regions}
+    assert "cuff" in regions["sleeve"].sources and {"fit", "hem", "fabric"} <= set(regions["torso"].sources)
+    rows = list(csv.DictReader(open(hard / "attributes.csv")))
+    for r in rows:  # a cuff is unknown exactly when there are no sleeves
+        assert (r["cuff"] == "") == (r["sleeve"] == "sleeveless")
+    cuff = ds.labels[:, s.attr_index("cuff")]
+    assert (cuff < 0).sum() == sum(r["sleeve"] == "sleeveless" for r in rows) > 0
+    for j, name in enumerate(FINE):  # every value drawn, the first the commonest
+        col = ds.labels[:, 8 + j]
+        counts = np.bincount(col[col >= 0], minlength=3)
+        assert counts.min() > 0 and counts.argmax() == 0, name
+
+
+def _fine_design(**fine):
+    from fashionsearchnet.data.synth import DETAILS, Design
+
+    values = {"fit": "regular", "hem": "straight", "fabric": "plain", "cuff": "none", **fine}
+    return Design("tee", "round", "long", "blue", "solid", "blue", "solid", "blue", (0.5, 0.5, 0.5), 0.05,
+                  tuple((k, "none") for k in DETAILS) + tuple(values.items()), "yellow")
+
+
+@pytest.mark.parametrize("name,value", [("fabric", "knit"), ("fabric", "twill"), ("cuff", "band"), ("cuff", "rolled")])
+def test_fabric_and_cuffs_change_only_their_parts(name, value):
+    from fashionsearchnet.data.synth import draw_garment
+
+    a, _, lab = draw_garment(_fine_design(), 256, np.random.default_rng(0), figure=False)
+    b, _, lab_b = draw_garment(_fine_design(**{name: value}), 256, np.random.default_rng(0), figure=False)
+    assert (lab == lab_b).all()
+    changed = np.abs(a - b).max(axis=2) > 10
+    assert changed.sum() > 100
+    if name == "cuff":  # only the sleeve ends
+        assert (lab[changed] == MASK_LABELS["sleeve"]).all()
+        assert np.flatnonzero(changed.any(1)).min() > np.flatnonzero((lab == MASK_LABELS["sleeve"]).any(1)).mean()
+    else:  # the whole garment, nothing else
+        assert (lab[changed] > 0).all() and changed[lab == MASK_LABELS["torso"]].mean() > 0.3
+
+
+def test_fit_and_hem_change_the_silhouette():
+    from fashionsearchnet.data.synth import draw_garment
+
+    def garment(**fine):
+        return draw_garment(_fine_design(**fine), 256, np.random.default_rng(0), figure=False)[2]
+
+    regular = garment()
+    width = lambda lab: (lab[160] > 0).sum()  # noqa: E731 - a row across the torso below the sleeves
+    assert width(garment(fit="slim")) < width(regular) < width(garment(fit="loose"))
+    torso_rows = np.flatnonzero((regular == MASK_LABELS["torso"]).any(1))
+    for hem in ("curved", "split"):
+        lab = garment(hem=hem)
+        diff_rows = np.flatnonzero((lab != regular).any(1))
+        assert len(diff_rows) > 0 and diff_rows.min() > torso_rows.max() - 0.1 * 256  # only near the hem
