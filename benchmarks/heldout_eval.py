@@ -5,8 +5,8 @@
 Generates ``--count`` images with ``--seed`` (a seed the run was not trained on) split only into gallery and query
 (default 4,500: ~4,000 gallery, ~500 queries, the sizes issue 3 suggests; the paper's Shopping100k search set is
 ``--count 22021 --splits 0,0.9092,0.0908``: ~20,000 gallery, ~2,000 queries), runs ``fsn eval RUN DATA --json`` and
-writes OUT.json (the eval JSON) and OUT.md (table, command, machine). Reuses the catalogue and its eval JSON
-(``WORK/heldout-eval.json`` for the default sizes, ``WORK/<catalogue>-eval.json`` otherwise) if present.
+writes OUT.json (the eval JSON) and OUT.md (table, command, machine). Reuses the catalogue and the run's eval JSON
+on it (``WORK/<catalogue>-<run folder name>-eval.json``) if present.
 Besides the five protocols it reports ``region_differ`` / ``region_match``, the two halves of ``region``.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     if not (data / "attributes.csv").is_file():
         assert fsn(["synth", str(data), "--count", str(args.count), "--seed", str(args.seed),
                     "--splits", args.splits, "--profile", args.profile]) == 0
-    js = Path(args.work) / ("heldout-eval.json" if default_size else f"{data.name}-eval.json")
+    js = Path(args.work) / f"{data.name}-{Path(args.run).resolve().name}-eval.json"  # one per catalogue and run
     if not js.is_file():
         assert fsn(["eval", args.run, str(data), "--json", str(js), "--protocols",
                     "query,manipulation,region,region_differ,region_match,item,adde"]) == 0
