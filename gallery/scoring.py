@@ -173,12 +173,21 @@ _SMALL_GEMM_ROWS = 8  # OpenBLAS runs products this small on the calling thread 
 
 
 def project_rows(attr_reps: np.ndarray, lam: np.ndarray, W: np.ndarray, astar: int) -> np.ndarray:
-    """Eq. 7 for a few rows (candidates), in blocks of 8 rows so that BLAS stays on this thread -> (m, G) float32."""
+    """Eq. 7 for a few rows (candidates), in blocks of 8 rows so that BLAS stays on this thread -> (m, G) float32.
+
+    Every block has the same shape (the last is zero-padded), so a row's result does not depend on which rows
+    share its block: the same image gives bit-identical features as a query and as any candidate subset (a
+    ragged last block takes another BLAS kernel with another summation order on some CPUs, e.g. AMD EPYC)."""
     Ws = W[int(astar)].astype(np.float32, copy=False)
     x = (np.asarray(attr_reps, np.float32) * lam[int(astar)].astype(np.float32)[None, :, None]).reshape(-1, Ws.shape[0])
     out = np.empty((len(x), Ws.shape[1]), np.float32)
-    for s in range(0, len(x), _SMALL_GEMM_ROWS):
+    full = len(x) - len(x) % _SMALL_GEMM_ROWS
+    for s in range(0, full, _SMALL_GEMM_ROWS):
         out[s:s + _SMALL_GEMM_ROWS] = x[s:s + _SMALL_GEMM_ROWS] @ Ws
+    if full < len(x):
+        pad = np.zeros((_SMALL_GEMM_ROWS, x.shape[1]), np.float32)
+        pad[:len(x) - full] = x[full:]
+        out[full:] = (pad @ Ws)[:len(x) - full]
     return out
 
 
@@ -331,7 +340,7 @@ def score(
     qa = substitute(query.attr_reps, params.prototypes, manip)
     sets = fsn_sets(manip)
     for astar in sets:
-        qf = global_features(qa, params.lam, params.W, astar)
+        qf = project_rows(qa, params.lam, params.W, astar)  # the candidates' own routine: a query's twin is 0 apart
         step = _rows_per_chunk(Q, qf.shape[1])
         for s in range(0, M, step):
             r = rows[s:s + step]

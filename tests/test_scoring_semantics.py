@@ -297,6 +297,17 @@ def test_project_rows_in_small_blocks_equals_global_features(params):
     assert project_rows(t.attr_reps[:0], params.lam, params.W, 0).shape == (0, params.W.shape[2])
 
 
+def test_project_rows_of_a_row_do_not_depend_on_its_neighbours(params):
+    """Bit-identical features for a row whatever subset it is projected with (a query and its candidates): the
+    exact-zero distance of an image to its twin rests on this."""
+    t = random_table(params.schema, 50, seed=3)
+    full = project_rows(t.attr_reps, params.lam, params.W, 0)
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 7, 8, 9, 17):
+        sel = rng.choice(50, n, replace=False)
+        assert np.array_equal(project_rows(t.attr_reps[sel], params.lam, params.W, 0), full[sel])
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1e3])
 def test_exact_topk_screening_bound_holds_for_badly_scaled_projections(sch, scale):
     """The float32 screen goes through the representations (reps . v); its error bound must hold whatever W's
