@@ -133,12 +133,17 @@ def schema_description(schema: Schema) -> dict[str, Any]:
 
 
 def check_k(k: Any, k_max: int) -> int:
-    """``k`` as an int in 1..k_max (UsageError otherwise)."""
-    try:
+    """``k`` as an int in 1..k_max (UsageError otherwise): an int, a whole float or a digit string; not a bool."""
+    kk: int | None = None
+    if isinstance(k, int) and not isinstance(k, bool):
+        kk = k
+    elif isinstance(k, float) and k.is_integer():
         kk = int(k)
-    except (TypeError, ValueError):
-        raise UsageError(f"k: {k!r} is not an integer; give 1..{k_max}") from None
-    if isinstance(k, bool) or not 1 <= kk <= k_max:
+    elif isinstance(k, str) and k.strip().lstrip("+-").isdigit():
+        kk = int(k)
+    if kk is None:
+        raise UsageError(f"k: {k!r} is not a whole number; give 1..{k_max}")
+    if not 1 <= kk <= k_max:
         raise UsageError(f"k: {k!r} is out of range; give 1..{k_max}")
     return kk
 

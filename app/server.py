@@ -357,6 +357,9 @@ async def _parse_search(request: Request, limits: Limits) -> tuple[bytes | str, 
         except json.JSONDecodeError as e:
             raise ClientError(400, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}; send e.g. "
                                    "{\"item_id\": \"...\", \"sets\": [\"color=red\"]}") from None
+        except RecursionError:
+            raise ClientError(400, "malformed JSON: nested too deeply; send a flat object like "
+                                   "{\"item_id\": \"...\", \"sets\": [\"color=red\"]}") from None
         if not isinstance(payload, dict):
             raise ClientError(400, "JSON body must be an object like {\"item_id\": \"...\", \"sets\": [\"color=red\"]}")
         unknown = sorted(set(payload) - {"item_id", "sets", "filters", "k"})
@@ -367,7 +370,9 @@ async def _parse_search(request: Request, limits: Limits) -> tuple[bytes | str, 
             raise ClientError(400, f"field 'item_id': expected a string, got {item_id!r}")
         sets = _str_list(payload.get("sets"), "sets")
         filters = _str_list(payload.get("filters"), "filters")
-        k_raw = payload.get("k", limits.k_default)
+        k_raw = payload.get("k")
+        if k_raw is None:  # absent or null: the default
+            k_raw = limits.k_default
     else:
         raise ClientError(415, f"Content-Type {ctype!r} is not accepted; send multipart/form-data (image upload) "
                                "or application/json (item_id)")

@@ -1,6 +1,7 @@
 """The HTTP layer (app/server.py) against a planted-truth backend: routes, bad input, readiness, limits."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -187,6 +188,27 @@ def test_malformed_json_is_400(client):
     assert r.status_code == 400 and "bogus" in r.json()["error"]
     r = client.post("/search", json={"item_id": 5})
     assert r.status_code == 400
+    deep = b'{"item_id": "images/000.png", "sets": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    r = client.post("/search", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
+
+
+@pytest.mark.parametrize("k", [2.5, True, "2.5", float("inf"), [3], "-"])
+def test_k_that_is_not_a_whole_number_is_422(client, k):
+    body = json.dumps({"item_id": "images/000.png", "k": k}).encode()  # inf -> Infinity, which json.loads accepts
+    r = client.post("/search", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "not a whole number" in r.json()["error"]
+
+
+@pytest.mark.parametrize("k, n", [(3, 3), (3.0, 3), ("4", 4)])
+def test_k_as_whole_float_or_digit_string_is_taken(client, k, n):
+    r = client.post("/search", json={"item_id": "images/000.png", "k": k})
+    assert r.status_code == 200 and len(r.json()["results"]) == n
+
+
+def test_k_null_means_the_default(client):
+    r = client.post("/search", json={"item_id": "images/000.png", "k": None})
+    assert r.status_code == 200 and len(r.json()["results"]) == Limits().k_default
 
 
 def test_other_client_mistakes_are_4xx_not_500(client):
