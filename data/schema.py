@@ -165,4 +165,8 @@ class Schema:
             raise SchemaError(f"{path}: file not found") from None
         except json.JSONDecodeError as e:
             raise SchemaError(f"{path}: line {e.lineno}: invalid JSON ({e.msg}); fix the syntax") from None
+        except UnicodeDecodeError:
+            raise SchemaError(f"{path}: not UTF-8 text; save schema.json as UTF-8") from None
+        except RecursionError:
+            raise SchemaError(f"{path}: JSON nested too deeply; a schema is a flat object of attributes and regions") from None
         return cls.from_dict(d, source=str(path))

@@ -62,7 +62,7 @@ def read_pointer(root: Path) -> dict[str, Any] | None:
     try:
         ptr = json.loads(p.read_text(encoding="utf-8"))
         int(ptr["generation"]), str(ptr["dir"]), str(ptr["manifest_sha256"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise GalleryError(f"{p}: unreadable generation pointer; restore the gallery from a backup or re-index it") from None
     return ptr
 

@@ -74,7 +74,7 @@ class Bundle:
         raw = mpath.read_bytes()
         try:
             manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             line = getattr(e, "lineno", "?")
             raise BundleError(f"{mpath}: line {line}: invalid JSON; re-export the bundle") from None
         if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:

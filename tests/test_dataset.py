@@ -93,6 +93,16 @@ def test_bad_schema_json_names_the_line(tmp_path):
         load_dataset(d)
 
 
+def test_schema_json_nested_too_deeply_or_not_utf8_is_a_one_line_error(tmp_path):
+    d = _folder(tmp_path, "image,color\na.png,red\n")
+    (d / "schema.json").write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(DatasetError, match=r"schema.json: JSON nested too deeply"):
+        load_dataset(d)
+    (d / "schema.json").write_bytes(b'{"attributes": "\xff"}')
+    with pytest.raises(DatasetError, match=r"schema.json: not UTF-8"):
+        load_dataset(d)
+
+
 def test_cli_reports_one_line_without_traceback(tmp_path):
     d = _folder(tmp_path, "image,color,collar\nnope.png,red,v\n", SCHEMA)
     r = subprocess.run([sys.executable, "-m", "fashionsearchnet.app.cli", "convert", "fashion-product", str(d), str(tmp_path / "o")],

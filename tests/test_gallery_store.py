@@ -73,6 +73,10 @@ def test_bundle_binding_and_format_version(tmp_path):
     (tmp_path / "g" / "CURRENT").write_text(json.dumps(ptr))
     with pytest.raises(GalleryError, match="format_version 99"):
         Gallery.open(tmp_path / "g")
+    for bad in ("{oops", "[" * 50_000 + "]" * 50_000, '{"dir": "x"}'):
+        (tmp_path / "g" / "CURRENT").write_text(bad)
+        with pytest.raises(GalleryError, match="CURRENT: unreadable generation pointer"):
+            Gallery.open(tmp_path / "g")
 
 
 def test_missing_folder_and_concurrent_writers(tmp_path):

@@ -73,6 +73,9 @@ def test_not_a_bundle_and_bad_json(tmp_path, bundle_copy):
     (bundle_copy / "manifest.json").write_text("{\n  oops")
     with pytest.raises(BundleError, match=r"manifest.json: line 2: invalid JSON"):
         Bundle.open(bundle_copy)
+    (bundle_copy / "manifest.json").write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(BundleError, match=r"manifest.json: line \?: invalid JSON"):
+        Bundle.open(bundle_copy)
 
 
 def test_params_with_wrong_shapes_are_refused(bundle_copy):
