@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fsn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system refused: a path that cannot be written or read, a full disk
+        if e.filename is None:
+            raise
+        print(f"fsn {args.command}: error: {e.filename}: {e.strerror or type(e).__name__}; check that the path "
+              "exists and that you may write there, or pick another path", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as e:
         extra = {"torch": "train", "onnx": "train", "tensorrt": "gpu", "fastapi": "serve", "uvicorn": "serve"}.get(
             (e.name or "").split(".")[0]

@@ -307,6 +307,10 @@ class Gallery:
 
     def update_metadata(self, key: str, metadata: dict[str, str]) -> None:
         """Merge ``metadata`` into an item's metadata (an empty value deletes the column for that item)."""
+        for k in metadata:
+            if str(k) in self.schema.names or str(k) == "item_id":
+                raise UsageError(f"metadata key {k!r} is {'an attribute' if k != 'item_id' else 'the item id'}: "
+                                 f"a filter on it would never reach the column; pick another key (e.g. {k}_tag)")
         row = self.row_of(key)
         with self._lock.write():
             md = dict(self.records[row].get("metadata", {}))

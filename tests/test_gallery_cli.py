@@ -86,6 +86,15 @@ def test_cli_bad_input(indexed, capsys, argv, needle):
     assert needle in err and err.count("\n") == 1
 
 
+def test_an_output_path_the_file_system_refuses_is_one_line_exit_1(indexed, tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / "explain.png"
+    g = Gallery.open(indexed)
+    assert main(["search", str(indexed), g.records[0]["id"], "--explain", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile" in err and "Traceback" not in err and "may write there" in err
+
+
 def test_index_resumes_after_a_crash_and_refuses_to_overwrite(bundle, tiny_synth, tmp_path, indexed):
     out = tmp_path / "g"
     calls = []

@@ -73,6 +73,8 @@ def test_remove_and_meta_are_visible_in_search_and_survive_reopen(gallery, capsy
     (["--meta", "im001.png", "stock"], "expected KEY=VALUE"),
     (["--remove", "im001.png", "--meta", "im001.png", "stock=no"], "removed by --remove im001.png"),
     ([], "nothing to do"),
+    (["--meta", "im001.png", "color=red"], "metadata key 'color' is an attribute"),
+    (["--meta", "im001.png", "item_id=x"], "metadata key 'item_id' is the item id"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(gallery, capsys, argv, needle):
     gen = Gallery.open(gallery).generation
