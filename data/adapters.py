@@ -35,42 +35,53 @@ def _hash_fraction(name: str) -> float:
     return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def _listing(path: Path) -> list[list[str]]:
-    """Rows of a DeepFashion list file (count line and header line skipped), split on whitespace."""
+def _listing(path: Path, min_cols: int = 2) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of a DeepFashion list file (count line and header line skipped), split on whitespace;
+    every row must have at least ``min_cols`` cells."""
     if not path.is_file():
         raise DatasetError(f"{path}: not found; point at the DeepFashion 'Category and Attribute Prediction' folder")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text; is this a DeepFashion list file?") from None
     if len(lines) < 2:
         raise DatasetError(f"{path}: line 1: expected a count line and a header line")
     try:
         count = int(lines[0].strip())
     except ValueError:
         raise DatasetError(f"{path}: line 1: expected the number of entries, got {lines[0]!r}") from None
-    rows = [ln.split() for ln in lines[2:] if ln.strip()]
+    rows = [(n, ln.split()) for n, ln in enumerate(lines[2:], start=3) if ln.strip()]
     if len(rows) != count:
         raise DatasetError(f"{path}: line 1 announces {count} entries but the file has {len(rows)}; file truncated?")
+    for n, r in rows:
+        if len(r) < min_cols:
+            raise DatasetError(f"{path}: line {n}: {len(r)} cell(s), expected at least {min_cols} "
+                               f"separated by spaces")
     return rows
+
+
+def _int_cell(path: Path, n: int, cell: str, what: str) -> int:
+    try:
+        return int(cell)
+    except ValueError:
+        raise DatasetError(f"{path}: line {n}: {what} must be a whole number, got {cell!r}") from None
 
 
 def deepfashion_to_dataset(src: str | Path, out: str | Path) -> Path:
     """Convert the DeepFashion attribute benchmark at ``src`` into a dataset folder ``out``."""
     src, out = Path(src).resolve(), Path(out).resolve()
-    cloth = _listing(src / "Anno" / "list_attr_cloth.txt")
-    attr_names = [" ".join(r[:-1]) for r in cloth]
-    attr_types = []
-    for i, r in enumerate(cloth):
-        try:
-            attr_types.append(int(r[-1]))
-        except ValueError:
-            raise DatasetError(f"{src / 'Anno/list_attr_cloth.txt'}: line {i + 3}: attribute type must be 1-5") from None
-    cat_rows = _listing(src / "Anno" / "list_category_img.txt")
-    categories = {r[0]: int(r[1]) for r in cat_rows}
+    cloth_path = src / "Anno" / "list_attr_cloth.txt"
+    cloth = _listing(cloth_path)
+    attr_names = [" ".join(r[:-1]) for _, r in cloth]
+    attr_types = [_int_cell(cloth_path, n, r[-1], "the attribute type (1-5)") for n, r in cloth]
+    cat_path = src / "Anno" / "list_category_img.txt"
+    categories = {r[0]: _int_cell(cat_path, n, r[1], "the category label") for n, r in _listing(cat_path)}
     cat_names_path = src / "Anno" / "list_category_cloth.txt"
-    cat_names = [r[0] for r in _listing(cat_names_path)] if cat_names_path.is_file() else []
-    partition = {r[0]: r[1] for r in _listing(src / "Eval" / "list_eval_partition.txt")}
+    cat_names = [r[0] for _, r in _listing(cat_names_path, 1)] if cat_names_path.is_file() else []
+    partition = {r[0]: r[1] for _, r in _listing(src / "Eval" / "list_eval_partition.txt")}
     rows: list[dict[str, str]] = []
     values: dict[str, set[str]] = {"texture": set(), "shape": set(), "category": set()}
-    for ln, r in enumerate(_listing(src / "Anno" / "list_attr_img.txt"), start=3):
+    for ln, r in _listing(src / "Anno" / "list_attr_img.txt"):
         img, vals = r[0], r[1:]
         if len(vals) != len(attr_names):
             raise DatasetError(f"{src / 'Anno/list_attr_img.txt'}: line {ln}: {len(vals)} values, expected {len(attr_names)}")

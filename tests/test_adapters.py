@@ -66,6 +66,31 @@ def test_deepfashion_truncated_file_is_named(tmp_path):
         deepfashion_to_dataset(root, tmp_path / "out")
 
 
+@pytest.mark.parametrize("name, edit, needle", [
+    ("Anno/list_category_img.txt", lambda t: t.replace("img/A/2.jpg 1", "img/A/2.jpg one"),
+     r"list_category_img.txt: line 4: the category label must be a whole number, got 'one'"),
+    ("Eval/list_eval_partition.txt", lambda t: t.replace("img/B/3.jpg test", "img/B/3.jpg"),
+     r"list_eval_partition.txt: line 5: 1 cell\(s\), expected at least 2"),
+    ("Anno/list_attr_cloth.txt", lambda t: t.replace("boho    5", "boho    x"),
+     r"list_attr_cloth.txt: line 8: the attribute type \(1-5\) must be a whole number, got 'x'"),
+    ("Anno/list_attr_img.txt", lambda t: t.replace("img/C/5.jpg  -1 1 0 -1 -1 -1", "img/C/5.jpg  -1 1"),
+     r"list_attr_img.txt: line 7: 2 values, expected 6"),
+])
+def test_deepfashion_malformed_rows_name_file_and_line(tmp_path, name, edit, needle):
+    root = _deepfashion(tmp_path / "df")
+    p = root / name
+    p.write_text(edit(p.read_text()))
+    with pytest.raises(DatasetError, match=needle):
+        deepfashion_to_dataset(root, tmp_path / "out")
+
+
+def test_deepfashion_file_that_is_not_utf8_is_named(tmp_path):
+    root = _deepfashion(tmp_path / "df")
+    (root / "Eval/list_eval_partition.txt").write_bytes(b"1\nimage_name evaluation_status\n\xff\xfe 1\n")
+    with pytest.raises(DatasetError, match=r"list_eval_partition.txt: not UTF-8"):
+        deepfashion_to_dataset(root, tmp_path / "out")
+
+
 @pytest.mark.skipif(not FASHION_PRODUCT.is_dir(), reason="fashion-product-224 not present (benchmark data only)")
 def test_fashion_product_apparel_subset(tmp_path):
     ds = load_dataset(fashion_product_to_dataset(FASHION_PRODUCT, tmp_path / "fp"), check_images=False)
