@@ -105,7 +105,18 @@ def run(args: argparse.Namespace) -> int:
     bad = [k for k in kinds if k not in ALL]
     if bad or args.runs < 1:
         raise UsageError(f"--backends {','.join(bad)}: valid: {', '.join(ALL)}" if bad else "--runs must be >= 1")
-    batches = tuple(int(b) for b in args.batches.split(",") if b.strip())
+    if args.warmup < 0:
+        raise UsageError(f"--warmup {args.warmup}: give 0 or more runs")
+    if args.threads is not None and args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: give 0 (ONNX Runtime's default, one per core) or a positive count")
+    if args.image_size < 8:
+        raise UsageError(f"--image-size {args.image_size}: give at least 8 pixels")
+    try:
+        batches = tuple(int(b) for b in args.batches.split(",") if b.strip())
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise UsageError(f"--batches {args.batches!r}: give comma-separated batch sizes >= 1, like 16,32,64")
     bundle = Bundle.open(args.bundle)
     images = synthetic_images(64, (args.image_size, args.image_size))
     results, skipped = {}, {}

@@ -37,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
                            f"`fsn index BUNDLE DATA --out {gallery}`")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: give 0..65535")
-    if args.concurrency < 1 or args.max_upload_mb <= 0 or args.max_side < 32:
+    if args.concurrency < 1 or not args.max_upload_mb > 0 or args.max_side < 32:
         raise UsageError("--concurrency must be >= 1, --max-upload-mb > 0 and --max-side >= 32")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: give 0 (ONNX Runtime's default, one per core) or a positive count")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency)
     backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)

@@ -146,6 +146,9 @@ def _two_tone(dataset: Dataset, task: Task) -> np.ndarray:
 def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
     """The (query, request, target) list of one protocol, deterministic for a seed."""
     schema = dataset.schema
+    if max_queries is not None and (isinstance(max_queries, bool) or int(max_queries) != max_queries
+                                    or max_queries < 1):
+        raise UsageError(f"--max-queries {max_queries!r}: give a whole number >= 1 (or leave it out for every query)")
     gallery = dataset.indices("gallery")
     queries = _sample_queries(dataset, max_queries, seed)
     if len(gallery) == 0 or len(queries) == 0:

@@ -9,6 +9,7 @@ import pytest
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.data.schema import Attribute, Region, Schema
+from fashionsearchnet.errors import UsageError
 from fashionsearchnet.evaluation.protocol import build_task, evaluate, markdown_table
 
 SCHEMA = Schema(
@@ -130,6 +131,9 @@ def test_sampling_is_deterministic_and_table_renders():
     assert a.tolist() == b.tolist() and len(a) == 4 and a.tolist() != c.tolist()
     res = evaluate(ds, {"m": FixedOrder([0, 1])}, protocols=["query"], seed=3, max_queries=4)
     assert "| query | m | 100.0 |" in markdown_table(res)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UsageError, match="--max-queries"):
+            build_task(ds, "query", seed=3, max_queries=bad)
 
 
 def test_region_breakdown_splits_two_tone_from_one_colour_targets():

@@ -81,6 +81,8 @@ class TrainConfig:
             raise UsageError(f"--region-weight must be in [0, 1], got {self.region_weight}")
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
+        if not self.checkpoint_every_s >= 0:
+            raise UsageError(f"--checkpoint-every must be 0 (every step) or more seconds, got {self.checkpoint_every_s}")
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a run is resumed."""

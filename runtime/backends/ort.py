@@ -45,6 +45,8 @@ def session_options(precision: str = "fp32", threads: int | None = None, device:
     """
     import onnxruntime as ort
 
+    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 0):
+        raise UsageError(f"--threads {threads!r}: give 0 (ONNX Runtime's default, one per core) or a positive count")
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = DEFAULT_THREADS if threads is None else int(threads)
