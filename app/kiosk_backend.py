@@ -6,6 +6,8 @@ service and its adapters. No torch, no FastAPI here.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -139,7 +141,7 @@ def check_k(k: Any, k_max: int) -> int:
         kk = k
     elif isinstance(k, float) and k.is_integer():
         kk = int(k)
-    elif isinstance(k, str) and k.strip().lstrip("+-").isdigit():
+    elif isinstance(k, str) and re.fullmatch(r"\s*[+-]?\d+\s*", k):
         kk = int(k)
     if kk is None:
         raise UsageError(f"k: {k!r} is not a whole number; give 1..{k_max}")

@@ -193,7 +193,7 @@ def test_malformed_json_is_400(client):
     assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
 
 
-@pytest.mark.parametrize("k", [2.5, True, "2.5", float("inf"), [3], "-"])
+@pytest.mark.parametrize("k", [2.5, True, "2.5", float("inf"), [3], "-", "--3", "3e0"])
 def test_k_that_is_not_a_whole_number_is_422(client, k):
     body = json.dumps({"item_id": "images/000.png", "k": k}).encode()  # inf -> Infinity, which json.loads accepts
     r = client.post("/search", content=body, headers={"content-type": "application/json"})
