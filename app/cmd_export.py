@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
              args.out, m["method"], m["precision"], m["parity"]["tolerance"], errs, trt)
     if m["precision"] == "int8":
         c = m["quantization"]["calibration"]
-        log.info("int8: calibrated on %d training images of %s; AAM top-class agreement with fp32 PyTorch %.3f",
-                 c["images"], c["folder"], m["parity"]["aam_top_class_agreement"])
+        log.info("int8: calibrated on %d training images of %s; agreement with fp32 PyTorch: AAM top class %.3f, "
+                 "region relevant classes %.3f (maps are compared where these agree)", c["images"], c["folder"],
+                 m["parity"]["aam_top_class_agreement"], m["parity"].get("region_class_set_agreement", float("nan")))
     return 0

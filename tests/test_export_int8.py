@@ -128,6 +128,20 @@ def test_calibration_images_are_preprocessed_exactly_like_the_runtime(bundles, t
     assert cal.info["parity_held_out"] is False  # every training image calibrates: parity reuses some
 
 
+def test_region_class_set_agreement_by_hand():
+    # two attributes (3 and 2 classes); regions: r0 <- attribute 0, r1 <- attributes 0 and 1, r2 <- attribute 1
+    a = np.array([[0.70, 0.25, 0.05, 0.95, 0.05],
+                  [0.50, 0.45, 0.05, 0.60, 0.40]], np.float32)
+    b = np.array([[0.70, 0.21, 0.09, 0.95, 0.05],   # same sets: {0, 1} and {0}
+                  [0.52, 0.40, 0.08, 0.92, 0.08]], np.float32)  # image 1: attribute 1 drops class 1 (0.40 -> 0.08)
+    got = P.region_class_set_agreement(a, b, [3, 2], [[0], [0, 1], [1]])
+    assert got.tolist() == [[True, True, True], [True, False, False]]
+    c = b.copy()
+    c[0, 2] = 0.11  # image 0: attribute 0's class 2 crosses 0.1 -> every region that reads attribute 0 differs
+    assert P.region_class_set_agreement(a, c, [3, 2], [[0], [0, 1], [1]])[0].tolist() == [False, False, True]
+    assert P.region_class_set_agreement(a, b, [3, 2], []).shape == (2, 0)
+
+
 def test_parity_beyond_the_int8_tolerance_is_an_error(bundles, tiny_synth, monkeypatch):
     from fashionsearchnet.training.checkpoint import load_run
 
@@ -137,6 +151,7 @@ def test_parity_beyond_the_int8_tolerance_is_an_error(bundles, tiny_synth, monke
     paths = {"backbone": b8 / "backbone.onnx", "heads": b8 / "heads.onnx"}
     ok = P.check_parity(model, paths, 64, "int8", images=cal.parity_images)
     assert 0 < ok["errors"]["conv5"] <= P.TOLERANCE["int8"] and ok["aam_top_class_agreement"] > 0.8
+    assert 0.5 < ok["region_class_set_agreement"] <= 1.0
     monkeypatch.setitem(P.TOLERANCE, "int8", 1e-6)
     with pytest.raises(ParityError, match="int8") as e:
         P.check_parity(model, paths, 64, "int8", images=cal.parity_images)
