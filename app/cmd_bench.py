@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.errors import UsageError
+    from fashionsearchnet.runtime.backends.ort import check_threads
     from fashionsearchnet.runtime.bench import bench_extractor, machine, synthetic_images
     from fashionsearchnet.runtime.bundle import Bundle
 
@@ -107,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--backends {','.join(bad)}: valid: {', '.join(ALL)}" if bad else "--runs must be >= 1")
     if args.warmup < 0:
         raise UsageError(f"--warmup {args.warmup}: give 0 or more runs")
-    if args.threads is not None and args.threads < 0:
-        raise UsageError(f"--threads {args.threads}: give 0 (ONNX Runtime's default, one per core) or a positive count")
+    check_threads(args.threads)  # here too: the torch rows do not go through ONNX Runtime's check
     if args.image_size < 8:
         raise UsageError(f"--image-size {args.image_size}: give at least 8 pixels")
     try:

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.gallery_backend import GalleryBackend
     from fashionsearchnet.app.server import Limits, create_app
     from fashionsearchnet.errors import GalleryError, UsageError
+    from fashionsearchnet.runtime.backends.ort import check_threads
 
     gallery = Path(args.gallery)
     if not (gallery / "CURRENT").is_file():
@@ -39,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: give 0..65535")
     if args.concurrency < 1 or not args.max_upload_mb > 0 or args.max_side < 32:
         raise UsageError("--concurrency must be >= 1, --max-upload-mb > 0 and --max-side >= 32")
-    if args.threads < 0:
-        raise UsageError(f"--threads {args.threads}: give 0 (ONNX Runtime's default, one per core) or a positive count")
+    check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency)
     backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)

@@ -32,6 +32,12 @@ def available(kind: str) -> bool:
 DEFAULT_THREADS = 1
 
 
+def check_threads(threads: int | None) -> None:
+    """``--threads``: None (the runtime default), 0 (ONNX Runtime's default) or a positive count."""
+    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 0):
+        raise UsageError(f"--threads {threads!r}: give 0 (ONNX Runtime's default, one per core) or a positive count")
+
+
 def session_options(precision: str = "fp32", threads: int | None = None, device: str = "cpu"):
     """SessionOptions used by the runtime and by export parity checks.
 
@@ -45,8 +51,7 @@ def session_options(precision: str = "fp32", threads: int | None = None, device:
     """
     import onnxruntime as ort
 
-    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 0):
-        raise UsageError(f"--threads {threads!r}: give 0 (ONNX Runtime's default, one per core) or a positive count")
+    check_threads(threads)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = DEFAULT_THREADS if threads is None else int(threads)
