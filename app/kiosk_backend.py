@@ -6,14 +6,13 @@ service and its adapters. No torch, no FastAPI here.
 """
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import SchemaError, UsageError
+from fashionsearchnet.whole_numbers import whole_number
 
 
 @dataclass(frozen=True)
@@ -136,13 +135,7 @@ def schema_description(schema: Schema) -> dict[str, Any]:
 
 def check_k(k: Any, k_max: int) -> int:
     """``k`` as an int in 1..k_max (UsageError otherwise): an int, a whole float or a digit string; not a bool."""
-    kk: int | None = None
-    if isinstance(k, int) and not isinstance(k, bool):
-        kk = k
-    elif isinstance(k, float) and k.is_integer():
-        kk = int(k)
-    elif isinstance(k, str) and re.fullmatch(r"\s*[+-]?\d+\s*", k):
-        kk = int(k)
+    kk = whole_number(k, strings=True)
     if kk is None:
         raise UsageError(f"k: {k!r} is not a whole number; give 1..{k_max}")
     if not 1 <= kk <= k_max:

@@ -35,6 +35,7 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.gallery.scoring import Request  # one request type for every searcher
 
 KS = (1, 5, 10, 20, 30, 50)
@@ -146,8 +147,7 @@ def _two_tone(dataset: Dataset, task: Task) -> np.ndarray:
 def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
     """The (query, request, target) list of one protocol, deterministic for a seed."""
     schema = dataset.schema
-    if max_queries is not None and (isinstance(max_queries, bool) or int(max_queries) != max_queries
-                                    or max_queries < 1):
+    if max_queries is not None and (whole_number(max_queries) is None or max_queries < 1):
         raise UsageError(f"--max-queries {max_queries!r}: give a whole number >= 1 (or leave it out for every query)")
     gallery = dataset.indices("gallery")
     queries = _sample_queries(dataset, max_queries, seed)

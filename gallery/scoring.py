@@ -26,6 +26,7 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.runtime.features import SearchParams, global_representation  # noqa: F401 - re-exported
 
 METHODS = ("fsn", "fsn_region", "no_aam", "attribute")
@@ -494,13 +495,14 @@ def exact_topk(
 
 def check_k(k: int, available: int, what: str = "gallery") -> int:
     """Validate k against the number of searchable items."""
-    if isinstance(k, bool) or int(k) != k or int(k) <= 0:
+    kk = whole_number(k)
+    if kk is None or kk <= 0:
         raise UsageError(f"k = {k!r}: must be a positive integer")
     if available == 0:
         raise UsageError(f"the {what} is empty; index or add items before searching")
-    if int(k) > available:
+    if kk > available:
         raise UsageError(f"k = {k} is larger than the {what} ({available} items); ask for at most {available}")
-    return int(k)
+    return kk
 
 
 # ---- the Searcher -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, UsageError
+from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ DEFAULT_THREADS = 1
 
 def check_threads(threads: int | None) -> None:
     """``--threads``: None (the runtime default), 0 (ONNX Runtime's default) or a positive count."""
-    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 0):
+    if threads is not None and (whole_number(threads) is None or threads < 0):
         raise UsageError(f"--threads {threads!r}: give 0 (ONNX Runtime's default, one per core) or a positive count")
 
 
