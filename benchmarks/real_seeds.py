@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import command, machine, write_report  # noqa: E402
+from _seeds import cell as _cell  # noqa: E402
+from _seeds import summarise as seeds_summary  # noqa: E402
 
 PROTOCOLS = ("query", "manipulation", "item")
 METHODS = ("attribute", "attribute_eq", "no_aam", "fsn")
@@ -60,25 +61,7 @@ def train_seed(ds, work: Path, seed: int, args, bars) -> dict:
 
 def summarise(per_seed: dict[int, dict], ks=(1, 30)) -> dict:
     """Median, min and max over seeds of every (protocol, method, top-k), and of the paired differences."""
-    out: dict = {"methods": {}, "differences": {}}
-    seeds = sorted(per_seed)
-    for p in PROTOCOLS:
-        for m in METHODS:
-            for k in ks:
-                vals = [per_seed[s][p][m][f"top{k}"] for s in seeds]
-                out["methods"][f"{p}/{m}/top{k}"] = {"median": statistics.median(vals), "min": min(vals),
-                                                     "max": max(vals), "values": vals}
-        for other in ("attribute", "attribute_eq", "no_aam"):
-            for k in ks:
-                vals = [per_seed[s][p]["fsn"][f"top{k}"] - per_seed[s][p][other][f"top{k}"] for s in seeds]
-                out["differences"][f"{p}/fsn-{other}/top{k}"] = {"median": statistics.median(vals),
-                                                                  "min": min(vals), "max": max(vals),
-                                                                  "values": vals}
-    return out
-
-
-def _cell(d: dict) -> str:
-    return f"{d['median']:.1f} ({d['min']:.1f}–{d['max']:.1f})"
+    return seeds_summary(per_seed, PROTOCOLS, METHODS, ("attribute", "attribute_eq", "no_aam"), ks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""Several training seeds of one benchmark, side by side: median (min–max) of each method and of the same-seed
+differences fsn − attribute and fsn − no_aam, from evaluation JSONs already written.
+
+    .venv/bin/python benchmarks/seed_summary.py \\
+        --run 0=benchmarks/results/train_methods_hard_heldout.json \\
+        --run 1=benchmarks/results/train_methods_hard_seed1_heldout.json \\
+        --title "Hard profile, held-out 4k gallery" --out benchmarks/results/hard_seeds_heldout
+
+Each ``--run SEED=FILE`` is a ``fsn eval`` / ``heldout_eval.py`` JSON (``{protocol: {method: {...}}}``) or a
+``train_methods.py`` JSON (its ``synthetic`` results are used). Writes OUT.json and OUT.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import command, machine, write_report  # noqa: E402
+from _seeds import cell, summarise  # noqa: E402
+
+KS = (1, 10, 30)
+
+
+def load_results(path: str | Path) -> dict:
+    """The ``{protocol: {method: {...}}}`` part of an evaluation or train_methods JSON."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read an evaluation JSON ({e}); check the --run path") from None
+    if "synthetic" in d and isinstance(d["synthetic"], dict):
+        d = d["synthetic"]["results"]
+    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
+        raise SystemExit(f"{path}: not an evaluation result ({{protocol: {{method: ...}}}}); pass a fsn eval, "
+                         "heldout_eval.py or train_methods.py JSON")
+    return d
+
+
+def common(per_seed: dict[int, dict], wanted: list[str], level: str) -> list[str]:
+    """The protocols (level 'protocol') or methods present in every seed's results, in ``wanted`` order."""
+    if level == "protocol":
+        have = [set(r) for r in per_seed.values()]
+    else:
+        have = [set.intersection(*(set(v) for v in r.values())) for r in per_seed.values()]
+    return [w for w in wanted if all(w in h for h in have)]
+
+
+def region_ratios(per_seed: dict[int, dict], protocols: list[str]) -> dict[str, list[float]]:
+    """fsn_region / fsn Top-30 per seed, for each region protocol present."""
+    out = {}
+    for p in protocols:
+        if p.startswith("region") and all("fsn_region" in r[p] and "fsn" in r[p] for r in per_seed.values()):
+            out[p] = [per_seed[s][p]["fsn_region"]["top30"] / max(per_seed[s][p]["fsn"]["top30"], 1e-9)
+                      for s in sorted(per_seed)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", required=True, metavar="SEED=FILE", help="one per seed")
+    ap.add_argument("--protocols", default="manipulation,region,region_differ,item,adde")
+    ap.add_argument("--methods", default="attribute,no_aam,fsn,fsn_region")
+    ap.add_argument("--title", default="Training seeds side by side")
+    ap.add_argument("--out", required=True, help="writes OUT.json and OUT.md")
+    args = ap.parse_args(argv)
+    files: dict[int, str] = {}
+    for item in args.run:
+        seed, sep, path = item.partition("=")
+        if not sep or not seed.strip().lstrip("-").isdigit():
+            ap.error(f"--run {item!r}: give SEED=FILE, e.g. 0=results/eval.json")
+        files[int(seed)] = path
+    per_seed = {s: load_results(f) for s, f in files.items()}
+    protocols = common(per_seed, args.protocols.split(","), "protocol")
+    methods = [m for m in args.methods.split(",") if all(m in per_seed[s][p] for s in per_seed for p in protocols)]
+    others = [m for m in ("attribute", "no_aam") if m in methods]
+    summ = summarise(per_seed, protocols, methods, others, KS)
+    ratios = region_ratios(per_seed, protocols)
+    seeds = sorted(per_seed)
+    cmd = command()
+    result = {"command": cmd, "machine": machine(), "files": {str(s): files[s] for s in seeds}, "seeds": seeds,
+              "summary": summ, "fsn_region_over_fsn_top30": ratios}
+    md = [f"# {args.title}: {len(seeds)} training seeds", "", f"Command: `{cmd}`", "",
+          "Inputs: " + ", ".join(f"seed {s} `{files[s]}`" for s in seeds), "",
+          "Median over seeds (min–max); with two seeds the median is the mean:", "",
+          "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |", "|---|---|" + "---|" * (len(KS) + 1)]
+    for p in protocols:
+        for m in methods:
+            n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
+            md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS)
+                      + f" | {n} |")
+    md += ["", "Same-seed differences, median (min–max):", "",
+           "| protocol | difference | " + " | ".join(f"top{k}" for k in KS) + " |", "|---|---|" + "---|" * len(KS)]
+    for p in protocols:
+        for o in others:
+            md.append(f"| {p} | fsn − {o} | " + " | ".join(cell(summ["differences"][f"{p}/fsn-{o}/top{k}"])
+                                                         for k in KS) + " |")
+    if ratios:
+        md += ["", "fsn_region / fsn at Top-30, per seed:", ""]
+        md += [f"- {p}: " + ", ".join(f"seed {s} {v:.2f}x" for s, v in zip(seeds, vals)) for p, vals in ratios.items()]
+    write_report(args.out, result, md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
