@@ -6,12 +6,14 @@ Generates ``--count`` images with ``--seed`` (a seed the run was not trained on)
 (default 4,500: ~4,000 gallery, ~500 queries, the sizes issue 3 suggests; the paper's Shopping100k search set is
 ``--count 22021 --splits 0,0.9092,0.0908``: ~20,000 gallery, ~2,000 queries), runs ``fsn eval RUN DATA --json`` and
 writes OUT.json (the eval JSON) and OUT.md (table, command, machine). Reuses the catalogue and the run's eval JSON
-on it (``WORK/<catalogue>-<run folder name>-eval.json``) if present.
+on it (``WORK/<catalogue>-<run folder name>-<run key>-eval.json``, the key a digest of the run's path and run.json,
+so that another run in a folder of the same name is evaluated anew) if present.
 Besides the five protocols it reports ``region_differ`` / ``region_match``, the two halves of ``region``.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -20,6 +22,15 @@ from _report import command, machine, write_report
 
 from fashionsearchnet.app.cli import main as fsn
 from fashionsearchnet.evaluation.protocol import markdown_table
+
+
+def run_key(run: str | Path) -> str:
+    """A short digest of a run's resolved path and its run.json: the eval cache's key for this run."""
+    run = Path(run).resolve()
+    h = hashlib.sha256(str(run).encode())
+    if (run / "run.json").is_file():
+        h.update((run / "run.json").read_bytes())
+    return h.hexdigest()[:10]
 
 
 def main(argv=None) -> int:
@@ -38,7 +49,7 @@ def main(argv=None) -> int:
     if not (data / "attributes.csv").is_file():
         assert fsn(["synth", str(data), "--count", str(args.count), "--seed", str(args.seed),
                     "--splits", args.splits, "--profile", args.profile]) == 0
-    js = Path(args.work) / f"{data.name}-{Path(args.run).resolve().name}-eval.json"  # one per catalogue and run
+    js = Path(args.work) / f"{data.name}-{Path(args.run).resolve().name}-{run_key(args.run)}-eval.json"
     if not js.is_file():
         assert fsn(["eval", args.run, str(data), "--json", str(js), "--protocols",
                     "query,manipulation,region,region_differ,region_match,item,adde"]) == 0
