@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import command, machine, write_report  # noqa: E402
 from _seeds import cell, summarise  # noqa: E402
 
+from fashionsearchnet.whole_numbers import whole_number  # noqa: E402
+
 KS = (1, 10, 30)
 
 
@@ -29,7 +31,7 @@ def load_results(path: str | Path) -> dict:
         d = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise SystemExit(f"{path}: cannot read an evaluation JSON ({e}); check the --run path") from None
-    if "synthetic" in d and isinstance(d["synthetic"], dict):
+    if isinstance(d, dict) and isinstance(d.get("synthetic"), dict):
         d = d["synthetic"]["results"]
     if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
         raise SystemExit(f"{path}: not an evaluation result ({{protocol: {{method: ...}}}}); pass a fsn eval, "
@@ -37,13 +39,9 @@ def load_results(path: str | Path) -> dict:
     return d
 
 
-def common(per_seed: dict[int, dict], wanted: list[str], level: str) -> list[str]:
-    """The protocols (level 'protocol') or methods present in every seed's results, in ``wanted`` order."""
-    if level == "protocol":
-        have = [set(r) for r in per_seed.values()]
-    else:
-        have = [set.intersection(*(set(v) for v in r.values())) for r in per_seed.values()]
-    return [w for w in wanted if all(w in h for h in have)]
+def common_protocols(per_seed: dict[int, dict], wanted: list[str]) -> list[str]:
+    """The protocols of ``wanted`` present in every seed's results, in ``wanted`` order."""
+    return [p for p in wanted if all(p in r for r in per_seed.values())]
 
 
 def region_ratios(per_seed: dict[int, dict], protocols: list[str]) -> dict[str, list[float]]:
@@ -67,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[int, str] = {}
     for item in args.run:
         seed, sep, path = item.partition("=")
-        if not sep or not seed.strip().lstrip("-").isdigit():
+        s = whole_number(seed, strings=True)
+        if not sep or s is None:
             ap.error(f"--run {item!r}: give SEED=FILE, e.g. 0=results/eval.json")
-        files[int(seed)] = path
+        files[s] = path
     per_seed = {s: load_results(f) for s, f in files.items()}
-    protocols = common(per_seed, args.protocols.split(","), "protocol")
+    protocols = common_protocols(per_seed, args.protocols.split(","))
     methods = [m for m in args.methods.split(",") if all(m in per_seed[s][p] for s in per_seed for p in protocols)]
     others = [m for m in ("attribute", "no_aam") if m in methods]
     summ = summarise(per_seed, protocols, methods, others, KS)

@@ -35,8 +35,8 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.gallery.scoring import Request  # one request type for every searcher
+from fashionsearchnet.whole_numbers import whole_number
 
 KS = (1, 5, 10, 20, 30, 50)
 PROTOCOLS = ("query", "manipulation", "region", "item", "adde")

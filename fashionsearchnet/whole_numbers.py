@@ -15,9 +15,9 @@ def whole_number(value: Any, *, strings: bool = False) -> int | None:
     """``value`` as an int when it is a whole number, else None.
 
     Accepted: an integer (Python or NumPy, not a bool), a finite real with no fractional part (``2.0``), and
-    with ``strings`` a string of digits with an optional sign (``" 3"``, ``"-1"``). Refused (None): bools, NaN, infinities,
-    ``2.5``, ``"2.5"``, ``"--3"``, None and anything else, so that callers can raise their own one-line error
-    instead of a ValueError or OverflowError from ``int()``.
+    with ``strings`` a string of digits with an optional sign (``" 3"``, ``"-1"``). Refused (None): bools, NaN,
+    infinities, ``2.5``, ``"2.5"``, ``"--3"``, None and anything else, so that callers can raise their own
+    one-line error instead of a ValueError or OverflowError from ``int()``.
     """
     if isinstance(value, (bool, np.bool_)):
         return None

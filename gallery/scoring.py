@@ -26,8 +26,8 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.runtime.features import SearchParams, global_representation  # noqa: F401 - re-exported
+from fashionsearchnet.whole_numbers import whole_number
 
 METHODS = ("fsn", "fsn_region", "no_aam", "attribute")
 _CHUNK = 16384  # gallery rows per distance block (bounds the float64 temporaries)

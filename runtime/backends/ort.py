@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, UsageError
-from fashionsearchnet.whole_numbers import whole_number
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
+from fashionsearchnet.whole_numbers import whole_number
 
 log = logging.getLogger(__name__)
 
