@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rendering processes (default: one per CPU, at most 16); the output does not depend on it")
     p.add_argument("--profile", default="basic",
                    help="basic (5 attributes, default), detailed (8: adds fastening, pocket and print) or hard "
-                        "(12: adds fit, hem, fabric and cuff)")
+                        "(12: adds fit, hem, fabric and cuff) or ambiguous (the hard profile's labels; a quarter of the photos "
+                        "upper-body close-ups, colour shades overlapping between neighbouring names)")
 
 
 def run(args: argparse.Namespace) -> int:

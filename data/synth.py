@@ -28,6 +28,14 @@ pixels wide) and ``cuff`` (none/band/rolled: the sleeve ends; unknown, an empty 
 real catalogues leave labels blank). They are small or subtle cues, so that an attribute classifier makes
 mistakes on a 20k catalogue (issue 2: the attribute baseline must not saturate).
 
+The ``ambiguous`` profile is the hard one photographed as real catalogues are, where the photo does not always
+settle the label (the labels stay true; the ambiguity is in the pixels). Two rates, chosen once and not tuned:
+a quarter of the photos (``CLOSE_UP``) are upper-body close-ups that leave the hem, long sleeves' ends (and so
+their cuffs) and the garment's length out of frame; and every colour's shade range is widened by 30% of its
+width on each side (``SHADE_SPREAD``), so that neighbouring names (navy/blue, maroon/red, beige/white ...)
+overlap, as colour names do between annotators. Its designs, labels and splits are the hard profile's for the
+same seed; only the pixels differ.
+
 Rendering is parallel (``workers``); every image has its own seeded generator, so the output does not depend on
 the number of workers.
 """
@@ -74,7 +82,7 @@ COLORS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
 MASK_LABELS = {"background": 0, "torso": 1, "sleeve": 2, "collar": 3}
 REGION_COLUMNS = ("torso:color", "torso:pattern", "sleeve:color", "sleeve:pattern", "collar:color")
 DEFAULT_SPLITS = (0.75, 0.20, 0.05)
-PROFILES = ("basic", "detailed", "hard")
+PROFILES = ("basic", "detailed", "hard", "ambiguous")
 # The detailed profile's extra attributes: values and how often each is drawn ("none" 60% of the time).
 DETAILS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "fastening": (("none", "buttons", "zip"), (0.6, 0.2, 0.2)),
@@ -90,6 +98,10 @@ FINE: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "cuff": (("none", "band", "rolled"), (0.6, 0.2, 0.2)),
 }
 FIT_WIDTH = {"regular": 1.0, "slim": 0.86, "loose": 1.16}  # garment width multiplier
+FINE_PROFILES = ("hard", "ambiguous")  # the profiles with the fine-grained attributes
+# The ambiguous profile: share of upper-body close-ups, and how far (in range widths, each side) shades spread.
+CLOSE_UP = 0.25
+SHADE_SPREAD = 0.30
 
 
 def _zipf(n: int) -> list[float]:
@@ -109,8 +121,8 @@ def synthetic_schema(profile: str = "basic") -> Schema:
     The detailed profile's extra attributes come last and join the torso region's sources (they are drawn on it).
     """
     _check_profile(profile)
-    extra = tuple(DETAILS) if profile in ("detailed", "hard") else ()
-    fine = tuple(FINE) if profile == "hard" else ()
+    extra = tuple(DETAILS) if profile in ("detailed", *FINE_PROFILES) else ()
+    fine = tuple(FINE) if profile in FINE_PROFILES else ()
     torso_fine = tuple(n for n in fine if n != "cuff")
     return Schema(
         attributes=(
@@ -158,7 +170,7 @@ def _other(rng: np.random.Generator, values, current):
 
 
 def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
-    detailed = profile in ("detailed", "hard")
+    detailed = profile in ("detailed", *FINE_PROFILES)
     skew = _zipf if detailed else (lambda n: None)  # noqa: E731 - basic: uniform draws, as before profiles
     color = _pick(rng, tuple(COLORS), p=skew(len(COLORS)))
     pattern = _pick(rng, PATTERNS, p=_zipf(len(PATTERNS)) if detailed else [0.4, 0.2, 0.2, 0.2])
@@ -181,9 +193,11 @@ def make_design(rng: np.random.Generator, profile: str = "basic") -> Design:
     if detailed:  # drawn after everything else, so that the basic draws are unchanged
         d.details = tuple((name, _pick(rng, values, p=list(p))) for name, (values, p) in DETAILS.items())
         d.print_color = _pick(rng, tuple(COLORS))
-    if profile == "hard":  # drawn last, so that the detailed draws are unchanged; no cuff without sleeves
+    if profile in FINE_PROFILES:  # drawn last, so that the detailed draws are unchanged; no cuff without sleeves
         fine = [(name, _pick(rng, values, p=list(p))) for name, (values, p) in FINE.items()]
         d.details += tuple((n, "" if n == "cuff" and sleeve == "sleeveless" else v) for n, v in fine)
+    if profile == "ambiguous":  # the same draws as the hard profile; shades spread past their named range
+        d.shade = tuple(-SHADE_SPREAD + (1 + 2 * SHADE_SPREAD) * x for x in d.shade)
     return d
 
 
@@ -202,9 +216,11 @@ def recolor(d: Design, rng: np.random.Generator, taken: tuple[str, ...] = ()) ->
 
 
 def _bgr(name: str, shade) -> np.ndarray:
+    """The BGR colour at ``shade`` (0-1 per H, S, V inside the named range; beyond it, the range extended)."""
     (h0, h1), (s0, s1), (v0, v1) = COLORS[name]
     hsv = np.array([[[h0 + shade[0] * (h1 - h0), s0 + shade[1] * (s1 - s0), v0 + shade[2] * (v1 - v0)]]])
     hsv[..., 0] %= 180
+    hsv[..., 1:] = np.clip(hsv[..., 1:], 0, 255)  # an extended range stops at grey / black / full brightness
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
 
 
@@ -444,14 +460,32 @@ def _background(c: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.float32)
 
 
-def render(d: Design, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One photo of a design: (uint8 BGR size x size x 3, uint8 region labels size x size)."""
-    c = 2 * size
-    figure = rng.random() < 0.35
-    img, alpha, lab = draw_garment(d, c, rng, figure)
+def _framing(c: int, rng: np.random.Generator, close_up: float) -> np.ndarray:
+    """The camera's affine framing of the canonical frame: whole garment, or (with chance ``close_up``) upper body.
+
+    A close-up magnifies 1.45-1.7x about a point at 42% of the height, so that everything below about 72% (every
+    hem but a crop top's, long sleeves' ends) falls out of frame. ``close_up`` 0 draws exactly as before it existed.
+    """
+    if close_up > 0 and rng.random() < close_up:
+        anchor = 0.42
+        m = cv2.getRotationMatrix2D((c / 2, anchor * c), rng.uniform(-8, 8), rng.uniform(1.45, 1.7))
+        m[:, 2] += np.array([0.0, (0.5 - anchor) * c]) + rng.uniform(-0.05, 0.05, 2) * c
+        return m
     scale = rng.uniform(0.68, 1.12)
     m = cv2.getRotationMatrix2D((c / 2, c / 2), rng.uniform(-15, 15), scale)
     m[:, 2] += rng.uniform(-0.13, 0.13, 2) * c
+    return m
+
+
+def render(d: Design, size: int, rng: np.random.Generator, close_up: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One photo of a design: (uint8 BGR size x size x 3, uint8 region labels size x size).
+
+    ``close_up``: the chance of an upper-body close-up (:func:`_framing`; the ambiguous profile's ``CLOSE_UP``).
+    """
+    c = 2 * size
+    figure = rng.random() < 0.35
+    img, alpha, lab = draw_garment(d, c, rng, figure)
+    m = _framing(c, rng, close_up)
     img = cv2.warpAffine(img, m, (c, c), flags=cv2.INTER_LINEAR)
     alpha = cv2.warpAffine(alpha, m, (c, c), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255.0
     lab = cv2.warpAffine(lab, m, (c, c), flags=cv2.INTER_NEAREST)
@@ -502,11 +536,12 @@ def _plan(count: int, seed: int, profile: str = "basic") -> list[tuple[int, str,
     return plan
 
 
-def _render_chunk(out: str, seed: int, size: int, masks: bool, chunk: list[tuple[int, str, Design]]) -> int:
+def _render_chunk(out: str, seed: int, size: int, masks: bool, close_up: float,
+                  chunk: list[tuple[int, str, Design]]) -> int:
     """Render and write the images (and masks) of one chunk of the plan; returns how many."""
     cv2.setNumThreads(1)
     for i, _, design in chunk:
-        img, lab = render(design, size, np.random.default_rng([seed, 3, i]))
+        img, lab = render(design, size, np.random.default_rng([seed, 3, i]), close_up)
         stem = f"{i:06d}"
         if not cv2.imwrite(os.path.join(out, "images", f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92]):
             raise OSError(f"could not write {out}/images/{stem}.jpg")
@@ -526,7 +561,8 @@ def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
              profile: str = "basic") -> Path:
     """Write ``count`` synthetic catalogue photos with labels to ``out``; deterministic for a seed.
 
-    ``profile`` is ``basic`` (5 attributes) or ``detailed`` (8: adds fastening, pocket and print).
+    ``profile`` is ``basic`` (5 attributes), ``detailed`` (8: adds fastening, pocket and print), ``hard`` (12: adds
+    fit, hem, fabric and cuff) or ``ambiguous`` (the hard profile's labels, with close-ups and overlapping shades).
 
     ``workers`` processes render in parallel (default :func:`default_workers`); the output is the same for any
     number of workers.
@@ -552,7 +588,7 @@ def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
     plan = _plan(count, seed, profile)
     n_workers = default_workers(count) if workers is None else workers
     chunks = [plan[k:k + 64] for k in range(0, count, 64)]
-    job = functools.partial(_render_chunk, str(out), seed, size, masks)
+    job = functools.partial(_render_chunk, str(out), seed, size, masks, CLOSE_UP if profile == "ambiguous" else 0.0)
     if n_workers == 1:
         done = map(job, chunks)
         pool = None
