@@ -73,7 +73,7 @@ def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] 
     from fashionsearchnet.training.trainer import TrainConfig, train
 
     ds = load_dataset(data)
-    cfg = TrainConfig(preset=args.preset, methods=("attribute", "no_aam", "fsn"), device=args.device, seed=args.seed,
+    cfg = TrainConfig(preset=args.preset, methods=args.methods, device=args.device, seed=args.seed,
                       epochs=epochs or args.epochs, batch_size=args.batch_size, global_batch=args.global_batch)
     bars = lambda n, d: bar(n, d)  # noqa: E731
     t0 = time.monotonic()
@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", default="0.8163,0.1633,0.0204", help="train,gallery,query fractions")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--profile", default="basic", help="synthetic catalogue profile: basic, detailed or hard (fsn synth)")
+    ap.add_argument("--profile", default="basic",
+                    help="synthetic catalogue profile: basic, detailed, hard or ambiguous (fsn synth)")
+    ap.add_argument("--methods", default="attribute,no_aam,fsn",
+                    help="methods to train, comma-separated (default all three; fsn_region comes with fsn)")
     ap.add_argument("--preset", default="edge")
     ap.add_argument("--epochs", default="10,10,10")
     ap.add_argument("--real-epochs", default=None, help="epochs for the real catalogue (default: --epochs)")
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="an already converted fashion-product dataset folder (attributes.csv); overrides --real")
     ap.add_argument("--out", default="benchmarks/results/train_methods", help="writes OUT.json and OUT.md")
     args = ap.parse_args(argv)
+    args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     e = [int(x) for x in args.epochs.split(",")]
     args.epochs = tuple(e * 3 if len(e) == 1 else e)
     re_ = [int(x) for x in (args.real_epochs or ",".join(map(str, args.epochs))).split(",")]
