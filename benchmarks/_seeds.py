@@ -29,5 +29,5 @@ def summarise(per_seed: Mapping[int, dict], protocols: Iterable[str], methods: I
 
 
 def cell(d: dict) -> str:
-    """``median (min–max)`` with one decimal."""
-    return f"{d['median']:.1f} ({d['min']:.1f}–{d['max']:.1f})"
+    """``median (min to max)`` with one decimal ("to", not a dash: the bounds may be negative)."""
+    return f"{d['median']:.1f} ({d['min']:.1f} to {d['max']:.1f})"

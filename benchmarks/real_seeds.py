@@ -123,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
           f"query {n['query']}, manipulation {n['manipulation']}, item {n['item']}. Training "
           f"{', '.join(f'{times[s]:.0f}' for s in seeds)} s per seed. `attribute_eq`: the same stage-1 classifier "
           f"trained on to {e1 + e2} epochs, fsn's backbone budget.", "",
-          "Median over seeds (min–max):", "",
+          "Median over seeds (min to max):", "",
           "| protocol | method | top1 | top30 |", "|---|---|---|---|"]
     for p in PROTOCOLS:
         for m in METHODS:
             md.append(f"| {p} | {m} | {_cell(summ['methods'][f'{p}/{m}/top1'])} | "
                       f"{_cell(summ['methods'][f'{p}/{m}/top30'])} |")
-    md += ["", "Paired differences (the same seed's runs), median over seeds (min–max):", "",
+    md += ["", "Paired differences (the same seed's runs), median over seeds (min to max):", "",
            "| protocol | difference | top1 | top30 |", "|---|---|---|---|"]
     for p in PROTOCOLS:
         for other in ("attribute", "attribute_eq", "no_aam"):

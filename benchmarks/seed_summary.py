@@ -1,4 +1,4 @@
-"""Several training seeds of one benchmark, side by side: median (min–max) of each method and of the same-seed
+"""Several training seeds of one benchmark, side by side: median (min to max) of each method and of the same-seed
 differences fsn − attribute and fsn − no_aam, from evaluation JSONs already written.
 
     .venv/bin/python benchmarks/seed_summary.py \\
@@ -81,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
               "summary": summ, "fsn_region_over_fsn_top30": ratios}
     md = [f"# {args.title}: {len(seeds)} training seeds", "", f"Command: `{cmd}`", "",
           "Inputs: " + ", ".join(f"seed {s} `{files[s]}`" for s in seeds), "",
-          "Median over seeds (min–max); with two seeds the median is the mean:", "",
+          "Median over seeds (min to max); with two seeds the median is the mean:", "",
           "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |", "|---|---|" + "---|" * (len(KS) + 1)]
     for p in protocols:
         for m in methods:
             n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
             md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS)
                       + f" | {n} |")
-    md += ["", "Same-seed differences, median (min–max):", "",
+    md += ["", "Same-seed differences, median (min to max):", "",
            "| protocol | difference | " + " | ".join(f"top{k}" for k in KS) + " |", "|---|---|" + "---|" * len(KS)]
     for p in protocols:
         for o in others:

@@ -41,7 +41,7 @@ def test_two_seeds_in_both_json_shapes(tmp_path):
     assert d["fsn_region_over_fsn_top30"]["region"] == pytest.approx([1.5, 1.1])
     assert "item/fsn/top30" not in m  # a protocol missing from the inputs is left out, not invented
     md = out.with_suffix(".md").read_text()
-    assert "| manipulation | fsn − no_aam | 5.5 (3.0–8.0) | 11.0 (6.0–16.0) | 11.0 (6.0–16.0) |" in md
+    assert "| manipulation | fsn − no_aam | 5.5 (3.0 to 8.0) | 11.0 (6.0 to 16.0) | 11.0 (6.0 to 16.0) |" in md
     assert "seed 0 1.50x, seed 1 1.10x" in md
 
 
@@ -50,3 +50,8 @@ def test_bad_run_argument_and_unreadable_file(tmp_path):
         seed_summary.main(["--run", "x.json", "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="cannot read an evaluation JSON"):
         seed_summary.main(["--run", f"0={tmp_path / 'missing.json'}", "--out", str(tmp_path / "o")])
+
+
+def test_a_negative_range_reads_without_a_dash_between_minus_signs():
+    assert seed_summary.cell({"median": -4.8, "min": -5.1, "max": -4.5}) == "-4.8 (-5.1 to -4.5)"
+    assert seed_summary.cell({"median": 0.4, "min": -1.2, "max": 1.9}) == "0.4 (-1.2 to 1.9)"
