@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashionsearchnet.data.synth import (CLOSE_UP, COLORS, DETAILS, FINE, SHADE_SPREAD, Design, _bgr, _framing,
-                                         generate, make_design, render)
+from fashionsearchnet.data.synth import CLOSE_UP, COLORS, DETAILS, FINE, SHADE_SPREAD, Design, generate, make_design, render
+from fashionsearchnet.data.synth.drawing import shade_bgr
+from fashionsearchnet.data.synth.photography import framing
 
 
 def test_same_designs_labels_and_splits_as_the_hard_profile_other_pixels(tmp_path):
@@ -31,7 +32,7 @@ def test_designs_are_the_hard_ones_with_shades_spread_past_their_range():
 
 def test_an_extended_shade_stops_at_valid_colours():
     # white's saturation range is 0-18: shade -0.3 asks for -5.4, which must read as 0 (not wrap to a saturated 250)
-    assert np.allclose(_bgr("white", (0.5, -0.3, 1.3)), 255)
+    assert np.allclose(shade_bgr("white", (0.5, -0.3, 1.3)), 255)
     # navy's and blue's value ranges are disjoint; spread, they overlap (the point of the spread)
     (_, _), (_, _), (bv0, bv1) = COLORS["blue"]
     (_, _), (_, _), (nv0, nv1) = COLORS["navy"]
@@ -39,13 +40,13 @@ def test_an_extended_shade_stops_at_valid_colours():
 
 
 def test_close_ups_are_a_quarter_and_magnify_about_the_upper_body():
-    scales = np.array([np.sqrt(abs(np.linalg.det(_framing(256, np.random.default_rng(k), CLOSE_UP)[:, :2])))
+    scales = np.array([np.sqrt(abs(np.linalg.det(framing(256, np.random.default_rng(k), CLOSE_UP)[:, :2])))
                        for k in range(800)])
     close = scales > 1.3
     assert abs(close.mean() - CLOSE_UP) < 0.05
     assert scales[~close].max() <= 1.12 and scales[close].min() >= 1.45
     # close_up 0 draws exactly the whole-garment framing, as before close-ups existed
-    a, b = _framing(256, np.random.default_rng(3), 0.0), _framing(256, np.random.default_rng(3), 0.0)
+    a, b = framing(256, np.random.default_rng(3), 0.0), framing(256, np.random.default_rng(3), 0.0)
     assert np.array_equal(a, b) and np.sqrt(abs(np.linalg.det(a[:, :2]))) <= 1.12
 
 
