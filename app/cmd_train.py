@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
-    from fashionsearchnet.training.trainer import TrainConfig, train
+    from fashionsearchnet.training.config import TrainConfig
+    from fashionsearchnet.training.trainer import train
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         from fashionsearchnet.errors import BackendUnavailable

@@ -38,7 +38,8 @@ def _equal_budget_run(run: Path, dest: Path) -> None:
 def train_seed(ds, work: Path, seed: int, args, bars) -> dict:
     """Train both runs of one seed and evaluate them: {"results": {protocol: {method: {...}}}, "train_s": ...}."""
     from fashionsearchnet.training.evaluate import evaluate_run
-    from fashionsearchnet.training.trainer import TrainConfig, train
+    from fashionsearchnet.training.config import TrainConfig
+    from fashionsearchnet.training.trainer import train
 
     e1, e2, e3 = args.epochs
     run, eq = work / f"run-real-{args.preset}-s{seed}", work / f"run-real-{args.preset}-s{seed}-attr{e1 + e2}"

@@ -70,7 +70,8 @@ def _train_eval(data: Path, run: Path, args, protocols, epochs: tuple[int, ...] 
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.training.evaluate import evaluate_run
-    from fashionsearchnet.training.trainer import TrainConfig, train
+    from fashionsearchnet.training.config import TrainConfig
+    from fashionsearchnet.training.trainer import train
 
     ds = load_dataset(data)
     cfg = TrainConfig(preset=args.preset, methods=args.methods, device=args.device, seed=args.seed,

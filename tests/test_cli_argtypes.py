@@ -55,7 +55,7 @@ def test_out_of_range_numbers_are_refused_before_any_work(tmp_path, monkeypatch,
 def test_library_checks_behind_the_flags():
     from fashionsearchnet.errors import UsageError
     from fashionsearchnet.runtime.backends.ort import session_options
-    from fashionsearchnet.training.trainer import TrainConfig
+    from fashionsearchnet.training.config import TrainConfig
 
     with pytest.raises(UsageError, match="--threads -1"):
         session_options(threads=-1)

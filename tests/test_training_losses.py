@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fashionsearchnet.training import losses
-from fashionsearchnet.training.trainer import compute_prototypes
+from fashionsearchnet.training.prototypes import compute_prototypes
 from fashionsearchnet.training.triplets import LabelIndex, batch_triplets, global_triplets
 
 

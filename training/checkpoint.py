@@ -1,14 +1,23 @@
-"""Run folders and checkpoints: atomic writes, loading a trained method, schema checks.
+"""Run folders and checkpoints: ``run.json``, and one type per checkpoint file, saved atomically with a checksum
+and loaded with one-line errors.
 
-``RUN/<method>/checkpoint.pt`` (final) holds: ``format``, ``schema`` (dict), ``preset`` (dict),
-``preprocessing`` (dict), ``method``, ``model`` (state dict), ``prototypes`` (list of (C_a, D) float32),
-``region_weight``, ``metrics`` (per stage), ``config``, ``data`` (the training dataset folder, for INT8
-calibration). Resumable state lives beside it in ``state.pt``
-(``RUN/stage1/state.pt`` for the shared stage 1).
+``RUN/<method>/checkpoint.pt`` (a finished method) is a :class:`Checkpoint`: ``schema``, ``preset``,
+``preprocessing``, ``method``, ``model`` (state dict), ``prototypes`` (list of (C_a, D) float32),
+``region_weight``, ``metrics`` (per stage), ``config``, ``train_rows`` and ``data`` (the training dataset folder,
+for INT8 calibration). The resumable state of a stage lives beside it in ``state.pt`` (``RUN/stage1/state.pt``
+for the shared stage 1), a :class:`StageState`.
+
+On disk both are the dict of :meth:`Checkpoint.to_dict` / :meth:`StageState.to_dict` (the same keys as before
+this type existed) serialised by ``torch.save``, behind one header line ``FSN-CHECKPOINT sha256=<hex>`` that
+holds the sha256 of the bytes after it; the file is written to a temporary name, fsynced and renamed. Files
+written before the header existed (a bare ``torch.save`` file) still load, without the checksum check.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +27,52 @@ import torch
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.presets import Preset
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 STATE_NAME = "state.pt"
+RUN_JSON = "run.json"
+HEADER = b"FSN-CHECKPOINT sha256="
+_HEADER_LEN = len(HEADER) + 64 + 1  # the prefix, 64 hex digits, a newline
+# checkpoints written before the region weight was stored with the run were scored with 0.3 (the default then)
+LEGACY_REGION_WEIGHT = 0.3
+_REQUIRED = ("schema", "preset", "preprocessing", "method", "model", "prototypes")
 
 
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """torch.save to ``path`` via a temporary file + fsync + os.replace (a kill never leaves half a file)."""
+def save_payload(payload: dict[str, Any], path: str | Path) -> None:
+    """torch.save ``payload`` to ``path`` behind the checksum header, atomically (a kill never leaves half a file)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    body = buf.getvalue()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, HEADER + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
     try:  # make the rename durable too
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
+        fsync_dir(path.parent)
+    except OSError:  # a file system without directory fsync: the write itself is complete
         pass
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
-    """torch.load a checkpoint/state file; CheckpointError naming the file when missing or corrupt."""
+def load_payload(path: str | Path) -> dict[str, Any]:
+    """The dict stored in a checkpoint/state file; CheckpointError naming the file when missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; train first with 'fsn train DATA --out RUN'")
+    data = path.read_bytes()
+    if data.startswith(HEADER):
+        expected = data[len(HEADER):_HEADER_LEN - 1].decode("ascii", "replace")
+        body = data[_HEADER_LEN:]
+        got = hashlib.sha256(body).hexdigest()
+        if got != expected:
+            raise CheckpointError(f"{path}: sha256 mismatch (header {expected[:12]}..., file {got[:12]}...); the "
+                                  f"file was changed or truncated, delete it and retrain")
+    else:  # written before the checksum header existed: a bare torch.save file
+        body = data
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = torch.load(io.BytesIO(body), map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any failure to unpickle is a corrupt file
         raise CheckpointError(f"{path}: corrupt checkpoint ({type(e).__name__}); delete it and retrain") from None
     if not isinstance(obj, dict) or "format" not in obj:
@@ -61,6 +81,11 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint format {obj['format']} is newer than this version "
                               f"({CHECKPOINT_FORMAT}); upgrade fashionsearchnet")
     return obj
+
+
+def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a model's state dict (what a checkpoint stores)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def schema_mismatch(a: Schema, b: Schema) -> str | None:
@@ -91,32 +116,150 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p / CHECKPOINT_NAME if p.is_dir() else p
 
 
+@dataclass
+class Checkpoint:
+    """A finished method: everything export, evaluation and the reference extractor need."""
+
+    schema: Schema
+    preset: Preset
+    preprocessing: Preprocessing
+    method: str
+    model: dict[str, torch.Tensor]
+    prototypes: list[np.ndarray]
+    region_weight: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    train_rows: int | None = None
+    data: str | None = None  # the training dataset folder (absent in older checkpoints)
+    path: Path | None = field(default=None, compare=False)  # where it was loaded from (not stored)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"format": CHECKPOINT_FORMAT, "schema": self.schema.to_dict(), "preset": self.preset.to_dict(),
+             "preprocessing": self.preprocessing.to_dict(), "method": self.method, "model": self.model,
+             "prototypes": self.prototypes, "region_weight": self.region_weight, "metrics": self.metrics,
+             "config": self.config}
+        if self.train_rows is not None:
+            d["train_rows"] = self.train_rows
+        if self.data is not None:
+            d["data"] = self.data
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], file: Path) -> "Checkpoint":
+        for key in _REQUIRED:
+            if key not in d:
+                raise CheckpointError(f"{file}: field {key!r} missing; this is not a finished run (resume training)")
+        return cls(
+            schema=Schema.from_dict(d["schema"], source=f"{file}:schema"), preset=Preset.from_dict(d["preset"]),
+            preprocessing=Preprocessing.from_dict(d["preprocessing"]), method=d["method"], model=d["model"],
+            prototypes=[np.asarray(p, np.float32) for p in d["prototypes"]],
+            region_weight=float(d.get("region_weight", LEGACY_REGION_WEIGHT)), metrics=d.get("metrics", {}),
+            config=d.get("config", {}), train_rows=d.get("train_rows"), data=d.get("data"), path=file)
+
+    def save(self, path: str | Path) -> Path:
+        """Write to ``path`` (RUN/<method>/checkpoint.pt) atomically, with its checksum; returns the path."""
+        save_payload(self.to_dict(), path)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Checkpoint":
+        """Read RUN/<method>/checkpoint.pt (or the RUN/<method> folder); CheckpointError in one line when it cannot."""
+        file = resolve_checkpoint(path)
+        return cls.from_dict(load_payload(file), file)
+
+    @classmethod
+    def untrained(cls, schema: Schema, preset: Preset, method: str, seed: int, region_weight: float,
+                  **fields: Any) -> "Checkpoint":
+        """A randomly initialised model (torch seeded with ``seed``) with random prototypes: for tests and speed
+        benchmarks, where the weights do not matter."""
+        torch.manual_seed(seed)
+        model = FashionSearchNet(schema, preset, method).eval()
+        rng = np.random.default_rng(seed)
+        protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in schema.attributes]
+        return cls(schema, preset, Preprocessing(preset.input_size), method, model.state_dict(), protos,
+                   region_weight, **fields)
+
+    def build_model(self, device: str = "cpu") -> FashionSearchNet:
+        """The network with the stored weights, in eval mode on ``device``."""
+        model = FashionSearchNet(self.schema, self.preset, self.method)
+        try:
+            model.load_state_dict(self.model)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{self.path}: model weights do not fit the stored preset ({first})") from None
+        return model.to(device).eval()
+
+    def meta(self) -> dict[str, Any]:
+        """What :func:`load_run` returns beside the model."""
+        return {"path": self.path, "schema": self.schema, "preset": self.preset, "preprocessing": self.preprocessing,
+                "method": self.method, "prototypes": self.prototypes, "region_weight": self.region_weight,
+                "metrics": self.metrics, "config": self.config, "data": self.data}
+
+
+@dataclass
+class StageState:
+    """The resumable state of one training stage: where it stopped, the weights, the optimiser, running sums."""
+
+    stage: int
+    epoch: int
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    running: dict[str, float]
+    metrics: list[dict[str, float]]
+    method: str | None = None  # stages 2 and 3 (stage 1 is shared by every method)
+    stage2_metrics: list[dict[str, float]] | None = None  # stage 3: so that a resumed run still reports them
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"format": CHECKPOINT_FORMAT, "stage": self.stage, "epoch": self.epoch, "step": self.step,
+             "model": self.model, "optimizer": self.optimizer, "running": self.running, "metrics": self.metrics}
+        if self.method is not None:
+            d["method"] = self.method
+        if self.stage2_metrics is not None:
+            d["stage2_metrics"] = self.stage2_metrics
+        return d
+
+    def save(self, path: str | Path) -> None:
+        save_payload(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StageState":
+        path = Path(path)
+        d = load_payload(path)
+        for key in ("stage", "epoch", "step", "model", "optimizer"):
+            if key not in d:
+                raise CheckpointError(f"{path}: field {key!r} missing; not a training state file (delete it to "
+                                      f"restart the stage)")
+        return cls(stage=int(d["stage"]), epoch=int(d["epoch"]), step=int(d["step"]), model=d["model"],
+                   optimizer=d["optimizer"], running=dict(d.get("running", {})), metrics=list(d.get("metrics", [])),
+                   method=d.get("method"), stage2_metrics=d.get("stage2_metrics"))
+
+
 def load_run(path: str | Path, device: str = "cpu") -> tuple[FashionSearchNet, dict[str, Any]]:
     """Load a trained method: (model in eval mode, meta with schema/preset/preprocessing/method/prototypes...)."""
-    file = resolve_checkpoint(path)
-    ck = load_file(file)
-    for key in ("schema", "preset", "preprocessing", "method", "model", "prototypes"):
-        if key not in ck:
-            raise CheckpointError(f"{file}: field {key!r} missing; this is not a finished run (resume training)")
-    schema = Schema.from_dict(ck["schema"], source=f"{file}:schema")
-    preset = Preset.from_dict(ck["preset"])
-    model = FashionSearchNet(schema, preset, ck["method"])
+    ck = Checkpoint.load(path)
+    return ck.build_model(device), ck.meta()
+
+
+def check_run_folder(out: Path, schema: Schema, fingerprint: dict[str, Any]) -> None:
+    """Write ``out/run.json`` (schema + the settings a resumed run must keep), or refuse a run folder whose
+    run.json records other settings or another schema."""
+    path = out / RUN_JSON
+    mine = {"schema": schema.to_dict(), "config": fingerprint}
+    if not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(mine, indent=2))
+        return
     try:
-        model.load_state_dict(ck["model"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{file}: model weights do not fit the stored preset ({first})") from None
-    model.to(device).eval()
-    meta = {
-        "path": file,
-        "schema": schema,
-        "preset": preset,
-        "preprocessing": Preprocessing.from_dict(ck["preprocessing"]),
-        "method": ck["method"],
-        "prototypes": [np.asarray(p, np.float32) for p in ck["prototypes"]],
-        "region_weight": float(ck.get("region_weight", 0.3)),
-        "metrics": ck.get("metrics", {}),
-        "config": ck.get("config", {}),
-        "data": ck.get("data"),  # the training dataset folder (absent in older checkpoints)
-    }
-    return model, meta
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: corrupt run description; delete the run folder and retrain") from None
+    # runs from before --global-negatives existed used the paper's random negatives
+    old_cfg = {"global_negatives": "random", **old.get("config", {})}
+    if old_cfg != mine["config"]:
+        diff = [k for k in mine["config"] if old_cfg.get(k) != mine["config"][k]]
+        raise CheckpointError(f"{out}: run folder was trained with other settings ({', '.join(diff)}); "
+                              f"use a new --out or the same settings to resume")
+    diff_s = schema_mismatch(Schema.from_dict(old["schema"], source=str(path)), schema)
+    if diff_s:
+        raise CheckpointError(f"{out}: run folder holds a run of another schema ({diff_s}); use a new --out")
