@@ -14,7 +14,7 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.gallery.gallery import predicted_attributes
-from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, load_file, load_run
+from fashionsearchnet.training.checkpoint import Checkpoint
 from fashionsearchnet.training.extract import extract
 
 from _report import command, machine, write_report
@@ -30,12 +30,12 @@ def main(argv=None) -> int:
     rows = np.arange(len(ds))
     res = {}
     for run in args.run:
-        model, meta = load_run(Path(run) / "attribute")
-        probs = extract(model, ds, rows)["probs"]
-        s = meta["schema"]
+        ck = Checkpoint.load(Path(run) / "attribute")
+        probs = extract(ck.build_model(), ds, rows)["probs"]
+        s = ck.schema
         known = ds.labels[rows] >= 0
         ok = predicted_attributes(probs, s)[0] == ds.labels[rows]
-        res[run] = {"train_rows": int(load_file(Path(run) / "attribute" / CHECKPOINT_NAME)["train_rows"]),
+        res[run] = {"train_rows": int(ck.train_rows),
                     **{n: 100.0 * float(ok[known[:, a], a].mean()) for a, n in enumerate(s.names)},
                     "all": 100.0 * float((ok | ~known).all(1).mean())}
     cmd, mach = command(), machine()

@@ -16,13 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from fashionsearchnet.app.cli import main as fsn
-from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
-from fashionsearchnet.training.model import FashionSearchNet
+from fashionsearchnet.training.checkpoint import Checkpoint
 from fashionsearchnet.training.presets import get_preset
 
 SCHEMA = {  # the synthetic catalogue's schema (5 attributes, 3 regions, 5 region pairs)
@@ -43,19 +39,8 @@ SCHEMA = {  # the synthetic catalogue's schema (5 attributes, 3 regions, 5 regio
 
 
 def write_checkpoint(path: Path, preset_name: str, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    schema = Schema.from_dict(SCHEMA)
-    preset = get_preset(preset_name)
-    model = FashionSearchNet(schema, preset).eval()
-    rng = np.random.default_rng(seed)
-    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in schema.attributes]
-    ck = {"format": 1, "schema": schema.to_dict(), "preset": preset.to_dict(),
-          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": "fsn", "model": model.state_dict(),
-          "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {"note": "random weights (benchmark)"}}
-    out = path / "fsn" / "checkpoint.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ck, out)
-    return out
+    return Checkpoint.untrained(Schema.from_dict(SCHEMA), get_preset(preset_name), "fsn", seed, 0.3,
+                                config={"note": "random weights (benchmark)"}).save(path / "fsn" / "checkpoint.pt")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from train_methods import _table, _targets  # noqa: E402
 
 
 def _speed(ckpt_dir: Path) -> list[str]:
-    from fashionsearchnet.training.checkpoint import load_file
+    from fashionsearchnet.training.checkpoint import Checkpoint
 
     lines = []
     for m in ("attribute", "no_aam", "fsn"):
@@ -26,7 +26,7 @@ def _speed(ckpt_dir: Path) -> list[str]:
         if not p.is_file():
             lines.append(f"- {m}: no checkpoint (the run did not finish it)")
             continue
-        met = load_file(p)["metrics"]
+        met = Checkpoint.load(p).metrics
         parts = [f"stage 1 {met['stage1'][-1]['rows_per_s']:.0f} rows/s, {met.get('stage1_s', 0):.0f} s"]
         if met.get("stage2"):
             parts.append(f"stage 2 {met['stage2'][-1]['rows_per_s']:.0f} rows/s")

@@ -27,23 +27,24 @@ from _report import command, machine, write_report
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import evaluate, markdown_table
 from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
-from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, load_file
+from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, Checkpoint
+from fashionsearchnet.training.config import TrainConfig
 from fashionsearchnet.training.evaluate import method_features
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.presets import get_preset
-from fashionsearchnet.training.trainer import TrainConfig, Trainer
+from fashionsearchnet.training.trainer import Trainer
 
 RULES = ("random", "near")
 
 
-def retrain_global(ck: dict, data, cfg: TrainConfig, init: dict[str, torch.Tensor], reps: np.ndarray,
+def retrain_global(ck: Checkpoint, data, cfg: TrainConfig, init: dict[str, torch.Tensor], reps: np.ndarray,
                    protos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """lam, W (numpy) and the stage-3 metrics after retraining stage 3 of checkpoint ``ck`` from ``init`` on the
     training representations ``reps`` with ``cfg`` (its global_negatives rule)."""
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(data, tmp, cfg)
         model = FashionSearchNet(tr.schema, tr.preset, "fsn")
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.model)
         with torch.no_grad():
             model.lam.copy_(init["lam"])
             model.W.copy_(init["W"])
@@ -65,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     train_data = load_dataset(args.data)
-    ck = load_file(args.run / "fsn" / CHECKPOINT_NAME)
+    ck = Checkpoint.load(args.run / "fsn" / CHECKPOINT_NAME)
     torch.manual_seed(args.seed)
-    fresh = FashionSearchNet(train_data.schema, get_preset(ck["config"]["preset"]), "fsn")
+    fresh = FashionSearchNet(train_data.schema, get_preset(ck.config["preset"]), "fsn")
     init = {"lam": fresh.lam.detach().clone(), "W": fresh.W.detach().clone()}
-    cfgs = {rule: TrainConfig(**{**ck["config"], "methods": ("fsn",), "epochs": (0, 0, args.epochs), "seed": args.seed,
+    cfgs = {rule: TrainConfig(**{**ck.config, "methods": ("fsn",), "epochs": (0, 0, args.epochs), "seed": args.seed,
                                  "global_negatives": rule, "checkpoint_every_s": 1e9}) for rule in RULES}
     # the training rows' representations do not depend on lam/W: extracted once, with the run's own weights
-    fresh.load_state_dict(ck["model"])
-    reps, protos = Trainer(train_data, args.run, cfgs["random"])._reps_and_prototypes(fresh)
+    fresh.load_state_dict(ck.model)
+    reps, protos = Trainer(train_data, args.run, cfgs["random"]).reps_and_prototypes(fresh)
     trained = {rule: retrain_global(ck, train_data, cfgs[rule], init, reps, protos) for rule in RULES}
-    lam_w = {"fsn (stored with the run)": (ck["model"]["lam"].numpy(), ck["model"]["W"].numpy()),
+    lam_w = {"fsn (stored with the run)": (ck.model["lam"].numpy(), ck.model["W"].numpy()),
              **{f"fsn, {rule} negatives": trained[rule][:2] for rule in RULES}}
     protocols = tuple(args.protocols.split(","))
     results: dict[str, dict] = {}

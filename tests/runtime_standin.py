@@ -94,23 +94,11 @@ def make_tiny_checkpoint(path, method: str = "fsn", seed: int = 0):
     """Write RUN/<method>/checkpoint.pt for a randomly initialised tiny-preset model (the documented fields)."""
     from pathlib import Path
 
-    from fashionsearchnet.data.preprocess import Preprocessing
-    from fashionsearchnet.training.model import FashionSearchNet
+    from fashionsearchnet.training.checkpoint import Checkpoint
     from fashionsearchnet.training.presets import PRESETS
 
-    torch.manual_seed(seed)
-    schema = synthetic_schema()
-    preset = PRESETS["tiny"]
-    model = FashionSearchNet(schema, preset, method).eval()
-    rng = np.random.default_rng(seed)
-    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in schema.attributes]
-    ck = {"format": 1, "schema": schema.to_dict(), "preset": preset.to_dict(),
-          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": method,
-          "model": model.state_dict(), "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {}}
-    out = Path(path) / method / "checkpoint.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ck, out)
-    return out
+    return Checkpoint.untrained(synthetic_schema(), PRESETS["tiny"], method, seed, 0.3).save(
+        Path(path) / method / "checkpoint.pt")
 
 
 def tiny_bundle(tmp_path_factory, method: str = "fsn", precision: str = "fp32"):

@@ -43,12 +43,14 @@ def test_manifest_has_everything_the_runtime_needs(fp32):
 
 def test_params_are_the_checkpoint_prototypes_lam_and_w(fp32):
     path, run = fp32
-    ck = torch.load(run / "fsn" / "checkpoint.pt", weights_only=False)
+    from fashionsearchnet.training.checkpoint import Checkpoint
+
+    ck = Checkpoint.load(run / "fsn" / "checkpoint.pt")
     b = Bundle.open(path)
-    for a, p in enumerate(ck["prototypes"]):
+    for a, p in enumerate(ck.prototypes):
         np.testing.assert_array_equal(b.params.prototypes[a], p)
-    np.testing.assert_array_equal(b.params.lam, ck["model"]["lam"].numpy())
-    np.testing.assert_array_equal(b.params.W, ck["model"]["W"].numpy())
+    np.testing.assert_array_equal(b.params.lam, ck.model["lam"].numpy())
+    np.testing.assert_array_equal(b.params.W, ck.model["W"].numpy())
     assert b.params.region_weight == 0.3
 
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from fashionsearchnet.data.dataset import load_dataset
@@ -22,23 +21,11 @@ from fashionsearchnet.runtime.images import load_rgb
 
 def _tiny_run(root, data, record_data: bool = True, seed: int = 0):
     """A randomly initialised tiny-preset checkpoint on the schema of ``data`` (optionally recording ``data``)."""
-    from fashionsearchnet.data.preprocess import Preprocessing
-    from fashionsearchnet.training.model import FashionSearchNet
+    from fashionsearchnet.training.checkpoint import Checkpoint
     from fashionsearchnet.training.presets import PRESETS
 
-    ds = load_dataset(data)
-    torch.manual_seed(seed)
-    preset = PRESETS["tiny"]
-    model = FashionSearchNet(ds.schema, preset, "fsn").eval()
-    rng = np.random.default_rng(seed)
-    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in ds.schema.attributes]
-    ck = {"format": 1, "schema": ds.schema.to_dict(), "preset": preset.to_dict(),
-          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": "fsn", "model": model.state_dict(),
-          "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {}}
-    if record_data:
-        ck["data"] = str(data)
-    (root / "fsn").mkdir(parents=True, exist_ok=True)
-    torch.save(ck, root / "fsn" / "checkpoint.pt")
+    Checkpoint.untrained(load_dataset(data).schema, PRESETS["tiny"], "fsn", seed, 0.3,
+                         data=str(data) if record_data else None).save(root / "fsn" / "checkpoint.pt")
     return root
 
 

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import torch
 
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.data.dataset import load_dataset
@@ -15,22 +13,12 @@ from fashionsearchnet.data.synth import synthetic_schema
 @pytest.fixture(scope="module")
 def run_and_bundle(tmp_path_factory):
     """A randomly initialised tiny-preset fsn checkpoint on the synthetic schema, and its exported bundle."""
-    from fashionsearchnet.data.preprocess import Preprocessing
     from fashionsearchnet.export.exporter import export_run
-    from fashionsearchnet.training.model import FashionSearchNet
+    from fashionsearchnet.training.checkpoint import Checkpoint
     from fashionsearchnet.training.presets import PRESETS
 
-    torch.manual_seed(3)
-    schema, preset = synthetic_schema(), PRESETS["tiny"]
-    model = FashionSearchNet(schema, preset, "fsn").eval()
-    rng = np.random.default_rng(3)
-    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in schema.attributes]
     root = tmp_path_factory.mktemp("evalrun")
-    ck = {"format": 1, "schema": schema.to_dict(), "preset": preset.to_dict(),
-          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": "fsn",
-          "model": model.state_dict(), "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {}}
-    (root / "run" / "fsn").mkdir(parents=True)
-    torch.save(ck, root / "run" / "fsn" / "checkpoint.pt")
+    Checkpoint.untrained(synthetic_schema(), PRESETS["tiny"], "fsn", 3, 0.3).save(root / "run" / "fsn" / "checkpoint.pt")
     export_run(root / "run", root / "bundle", precision="fp32", method="fsn")
     return root / "run", root / "bundle"
 

@@ -10,9 +10,10 @@ from fashionsearchnet.app.cli import main
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.data.synth import generate
 from fashionsearchnet.errors import CheckpointError, TrainingError
-from fashionsearchnet.training import trainer as trainer_mod
-from fashionsearchnet.training.checkpoint import load_file, load_run
-from fashionsearchnet.training.trainer import TrainConfig, Trainer, train
+from fashionsearchnet.training import losses, stage_losses
+from fashionsearchnet.training.checkpoint import Checkpoint, StageState, load_run
+from fashionsearchnet.training.config import TrainConfig
+from fashionsearchnet.training.trainer import Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +39,12 @@ def test_train_writes_every_method_with_schema_and_preprocessing(run, data):
         assert all(np.isfinite(p).all() for p in meta["prototypes"])
         assert model.lam.shape == (6, 5) and model.W.shape == (6, 80, 32)
     # stage 1 is shared: identical backbone weights before stage 2
-    ck = load_file(run / "attribute" / "checkpoint.pt")
-    assert ck["metrics"]["stage1"] == load_file(run / "fsn" / "checkpoint.pt")["metrics"]["stage1"]
+    ck = Checkpoint.load(run / "attribute" / "checkpoint.pt")
+    assert ck.metrics["stage1"] == Checkpoint.load(run / "fsn" / "checkpoint.pt").metrics["stage1"]
 
 
 def test_losses_fall(run):
-    m = load_file(run / "fsn" / "checkpoint.pt")["metrics"]
+    m = Checkpoint.load(run / "fsn" / "checkpoint.pt").metrics
     s1, s2, s3 = m["stage1"], m["stage2"], m["stage3"]
     assert s1[-1]["loss"] < s1[0]["loss"] - 0.05
     assert s2[-1]["loss"] < s2[0]["loss"]
@@ -57,7 +58,7 @@ def test_global_loss_falls_on_planted_representations(data, tmp_path):
     ds = load_dataset(data)
     cfg = TrainConfig(preset="tiny", methods=("fsn",), epochs=(0, 0, 25), seed=2, global_batch=32)
     tr = Trainer(ds, tmp_path / "run", cfg)
-    model = tr._new_model("fsn")
+    model = tr.new_model("fsn")
     rng = np.random.default_rng(0)
     n, A, D = len(tr.labels), model.num_attributes, 16
     emb = [rng.normal(0, 1, (c, D // 2)) for c in model.num_classes]
@@ -90,7 +91,7 @@ def test_resume_after_interrupt_gives_the_same_model(data, tmp_path, monkeypatch
     cfg = TrainConfig(preset="tiny", methods=("fsn",), epochs=(1, 2, 1), seed=5, checkpoint_every_s=0.0)
     ref = train(ds, tmp_path / "ref", cfg)
     calls = {"n": 0}
-    orig = trainer_mod.batch_triplets
+    orig = stage_losses.batch_triplets
 
     def boom(*a, **k):  # interrupt in the middle of stage 2, epoch 2 (5 calls per step, 5 steps per epoch)
         calls["n"] += 5
@@ -98,17 +99,17 @@ def test_resume_after_interrupt_gives_the_same_model(data, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return orig(*a, **k)
 
-    monkeypatch.setattr(trainer_mod, "batch_triplets", boom)
+    monkeypatch.setattr(stage_losses, "batch_triplets", boom)
     with pytest.raises(KeyboardInterrupt):
         train(ds, tmp_path / "cut", cfg)
-    st = load_file(tmp_path / "cut" / "fsn" / "state.pt")
-    assert st["stage"] == 2 and st["epoch"] == 1 and st["step"] > 0  # mid-epoch state of stage 2
-    monkeypatch.setattr(trainer_mod, "batch_triplets", orig)
+    st = StageState.load(tmp_path / "cut" / "fsn" / "state.pt")
+    assert st.stage == 2 and st.epoch == 1 and st.step > 0  # mid-epoch state of stage 2
+    monkeypatch.setattr(stage_losses, "batch_triplets", orig)
     train(ds, tmp_path / "cut", cfg)
-    a = load_file(tmp_path / "ref" / "fsn" / "checkpoint.pt")
-    b = load_file(tmp_path / "cut" / "fsn" / "checkpoint.pt")
-    for k in a["model"]:
-        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    a = Checkpoint.load(tmp_path / "ref" / "fsn" / "checkpoint.pt")
+    b = Checkpoint.load(tmp_path / "cut" / "fsn" / "checkpoint.pt")
+    for k in a.model:
+        torch.testing.assert_close(a.model[k], b.model[k], rtol=1e-5, atol=1e-6)
     assert ref["fsn"]["checkpoint"].endswith("checkpoint.pt")
 
 
@@ -125,7 +126,7 @@ def test_empty_training_split_is_a_clear_error(data, tmp_path):
 
 
 def test_non_finite_loss_names_stage_and_step(data, tmp_path, monkeypatch):
-    real = trainer_mod.losses.classification_loss
+    real = losses.classification_loss
     n = {"i": 0}
 
     def nan_on_third(*a, **k):
@@ -133,7 +134,7 @@ def test_non_finite_loss_names_stage_and_step(data, tmp_path, monkeypatch):
         out = real(*a, **k)
         return out * float("nan") if n["i"] == 3 else out
 
-    monkeypatch.setattr(trainer_mod.losses, "classification_loss", nan_on_third)
+    monkeypatch.setattr(losses, "classification_loss", nan_on_third)
     with pytest.raises(TrainingError, match=r"stage 1 \(L_C\): non-finite loss nan at epoch 1 step 3"):
         train(load_dataset(data), tmp_path / "r", TrainConfig(preset="tiny", methods=("attribute",), epochs=(1, 0, 0)))
 
