@@ -49,7 +49,10 @@ class StageLoss(Protocol):
 
 class StageLoop:
     """Runs stage ``number`` for ``epochs`` epochs of ``sampler``'s batches, stepping ``optimizer`` on ``loss``;
-    its state goes to ``state_path`` with ``state_fields`` (StageState's method / stage2_metrics)."""
+    its state goes to ``state_path`` with ``state_fields`` (StageState's method / stage2_metrics).
+
+    ``_save`` is the one place that writes state, and ``sampler`` the one source of a step's rows: what a
+    data-parallel run would change (one writer; each process its share of the rows)."""
 
     def __init__(self, number: int, state_path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  loss: StageLoss, sampler: Sampler, epochs: int, seed: int, checkpoint_every_s: float,
