@@ -91,7 +91,7 @@ class StageLoop:
                     loss, parts = self.loss(rows, rng)
                     if not bool(torch.isfinite(loss)):
                         raise TrainingError(
-                            f"stage {self.number} ({name}): non-finite loss {float(loss)} at epoch {epoch + 1} "
+                            f"stage {self.number} ({name}): non-finite loss {float(loss.detach())} at epoch {epoch + 1} "
                             f"step {step + 1}; lower --lr or check the data (last good state: {self.path})")
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()
