@@ -116,7 +116,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p / CHECKPOINT_NAME if p.is_dir() else p
 
 
-@dataclass
+@dataclass(eq=False)  # tensors and arrays have no single truth value: compare fields by hand
 class Checkpoint:
     """A finished method: everything export, evaluation and the reference extractor need."""
 
@@ -131,7 +131,7 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
     train_rows: int | None = None
     data: str | None = None  # the training dataset folder (absent in older checkpoints)
-    path: Path | None = field(default=None, compare=False)  # where it was loaded from (not stored)
+    path: Path | None = None  # where it was loaded from (not stored)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"format": CHECKPOINT_FORMAT, "schema": self.schema.to_dict(), "preset": self.preset.to_dict(),
@@ -196,7 +196,7 @@ class Checkpoint:
                 "metrics": self.metrics, "config": self.config, "data": self.data}
 
 
-@dataclass
+@dataclass(eq=False)
 class StageState:
     """The resumable state of one training stage: where it stopped, the weights, the optimiser, running sums."""
 
