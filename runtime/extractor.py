@@ -72,10 +72,10 @@ class FeatureExtractor:
     """``with FeatureExtractor(bundle_path, backend="auto") as fx: feats = fx.extract(images)``."""
 
     def __init__(self, bundle: str | Path | Bundle, backend: str | Backend = "auto", threads: int | None = None,
-                 max_batch: int = 64):
+                 max_batch: int | None = None, opt_batch: int | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         self.backend = backend if isinstance(backend, Backend) else select_backend(
-            backend, self.bundle, threads=threads, max_batch=max_batch)
+            backend, self.bundle, threads=threads, max_batch=max_batch, opt_batch=opt_batch)
         self.schema = self.bundle.schema
         self.pre = self.bundle.preprocessing
         self.thresh = float(self.bundle.roi.get("aam_threshold", roi.DEFAULT_THRESH))
