@@ -1,6 +1,6 @@
 """TensorRT backend (TensorRT 10 and 11) with cuda-python: engines built from the bundle's ONNX graphs with an
-optimisation profile on the batch axis, cached per GPU compute capability + TensorRT version
-(``runtime/engine_cache.py``), buffers allocated once at the profile's max batch, one explicit CUDA stream,
+optimisation profile on the batch axis, cached per full build configuration (graph, TensorRT version, GPU,
+precision, max/opt batch, TF32; ``runtime/engine_cache.py``), buffers allocated once at the profile's max batch, one explicit CUDA stream,
 ``set_tensor_address`` + ``execute_async_v3``; the backbone's ``conv5`` output buffer *is* the heads' ``conv5``
 input buffer, so it never leaves the device. No global CUDA state (no pycuda.autoinit): the device is chosen
 with ``cudaSetDevice`` and everything is freed in :meth:`close`.
