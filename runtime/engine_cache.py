@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from fashionsearchnet.errors import EngineCacheError
+from fashionsearchnet.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -139,21 +140,6 @@ def stale_error(cache_dir: str | Path, graph: str, expected: EngineKey, bundle_p
         from fashionsearchnet.fileio import sha256_file  # noqa: PLC0415
     what = stale_reason(cache_dir, graph, expected, sha256_file) or "engine file changed since it was built"
     return EngineCacheError(f"{eng}: {what}; rebuild it: {rebuild_command(bundle_path, expected)}")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a unique temporary file in the same folder + fsync + rename (concurrent writers never mix)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_sidecar(cache_dir: str | Path, graph: str, key: EngineKey, engine_sha256: str) -> Path:

@@ -99,18 +99,19 @@ def test_engine_from_another_tensorrt_under_the_same_name_is_rebuilt_naming_the_
 
 def test_atomic_write_uses_unique_temp_files(tmp_path, monkeypatch):
     """Two writers of the same file each get their own temporary file (a fixed name would be shared)."""
+    from fashionsearchnet import fileio
+
     seen = []
-    real = ec.tempfile.mkstemp
+    real = fileio.os.replace
 
-    def spy(*a, **kw):
-        fd, p = real(*a, **kw)
-        seen.append(p)
-        return fd, p
+    def spy(src, dst):
+        seen.append(Path(src))
+        return real(src, dst)
 
-    monkeypatch.setattr(ec.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(fileio.os, "replace", spy)
     ec.atomic_write_bytes(tmp_path / "x.engine", b"1")
     ec.atomic_write_bytes(tmp_path / "x.engine", b"2")
-    assert len(set(seen)) == 2 and all(Path(p).parent == tmp_path for p in seen)
+    assert len(set(seen)) == 2 and all(p.parent == tmp_path and p.name.startswith("x.engine.") for p in seen)
     assert (tmp_path / "x.engine").read_bytes() == b"2" and not list(tmp_path.glob("*.tmp"))
 
 
