@@ -37,9 +37,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fashionsearchnet.app.kiosk_backend import Answer, SearchBackend, check_k, check_sets, schema_description, valid_choices
+from fashionsearchnet.app.kiosk_backend import Answer, SearchBackend, check_k, schema_description
 from fashionsearchnet.data.preprocess import decode_image
-from fashionsearchnet.errors import FSNError, GalleryError, ImageError, SchemaError, UsageError, one_line
+from fashionsearchnet.errors import FSNError, GalleryError, ImageError, RequestError, SchemaError, UsageError, one_line
+from fashionsearchnet.search.request import Request as SearchRequest
 
 log = logging.getLogger(__name__)
 
@@ -272,14 +273,14 @@ def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_bac
         query, sets, filters, k = await _parse_search(request, limits)
         schema = backend.schema
         try:
-            check_sets(sets, schema)
-        except SchemaError as e:
-            raise ClientError(422, str(e), valid=valid_choices(sets, schema)) from None
+            parsed = SearchRequest.parse(sets, schema, source="sets")
+        except RequestError as e:
+            raise ClientError(422, str(e), valid=e.valid) from None
         if isinstance(query, bytes):
             rgb = await _run(_decode, query, limits)
-            answer = await _run(backend.search, rgb, sets, filters, k)
+            answer = await _run(backend.search, rgb, parsed, filters, k)
         else:
-            answer = await _run(backend.search, query, sets, filters, k)
+            answer = await _run(backend.search, query, parsed, filters, k)
         return _answer_json(answer, sets, filters, time.perf_counter() - t0)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -293,7 +294,7 @@ def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_bac
 
 
 def _error_response(e: FSNError) -> JSONResponse:
-    status = {ImageError: 400, SchemaError: 422, UsageError: 422, GalleryError: 404}.get(type(e), 500)
+    status = {ImageError: 400, SchemaError: 422, UsageError: 422, RequestError: 422, GalleryError: 404}.get(type(e), 500)
     if status == 500:
         log.error("server-side error: %s", one_line(str(e)))
     return JSONResponse({"error": one_line(str(e))}, status_code=status)

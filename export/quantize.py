@@ -54,15 +54,6 @@ class CalibrationSet:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _schema_diff(trained: Schema, data: Schema) -> str | None:
-    if trained.names != data.names:
-        return f"attributes {list(data.names)} vs the run's {list(trained.names)}"
-    for x, y in zip(trained.attributes, data.attributes):
-        if x.values != y.values:
-            return f"attribute {x.name!r} values {list(y.values)} vs the run's {list(x.values)}"
-    return None
-
-
 def load_calibration(folder: str | Path, schema: Schema, pre: Preprocessing,
                      count: int = DEFAULT_CALIBRATION_IMAGES, seed: int = CALIBRATION_SEED) -> CalibrationSet:
     """``count`` training images of the dataset ``folder`` (fixed-seed sample) preprocessed as the runtime does.
@@ -79,7 +70,7 @@ def load_calibration(folder: str | Path, schema: Schema, pre: Preprocessing,
         ds = load_dataset(folder)
     except DatasetError as e:
         raise DatasetError(f"--calibration: {e}") from None
-    diff = _schema_diff(schema, ds.schema)
+    diff = schema.difference(ds.schema, regions=False)
     if diff:
         raise DatasetError(f"--calibration {ds.root}: another schema than the run's ({diff}); pass the dataset "
                            "folder the run was trained on")
