@@ -1,5 +1,8 @@
 """fsn train DATA --out RUN --preset P --method M[,M...] [--device cpu|cuda] [--seed S] [--epochs E | E1,E2,E3]
-[--backbone-weights FILE]: writes RUN/<method>/checkpoint.pt; rerunning the same command resumes."""
+[--backbone-weights FILE] [--nproc N]: writes RUN/<method>/checkpoint.pt; rerunning the same command resumes.
+
+``--nproc N`` trains data-parallel on N local processes (DDP; gloo on CPU, NCCL on CUDA); under ``torchrun`` the
+process group comes from the environment instead (docs/distributed.md)."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region-weight", type=float, default=DEFAULT_REGION_WEIGHT,
                    help=f"fsn_region down-weight stored with the run, in [0, 1] (default {DEFAULT_REGION_WEIGHT}, "
                         f"chosen on a validation split)")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="data-parallel processes on this machine (DistributedDataParallel; default 1; under "
+                        "torchrun leave it out: the launcher sets the processes)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.training.config import TrainConfig
     from fashionsearchnet.training.trainer import train
 
+    if args.nproc is not None and args.nproc < 1:
+        raise UsageError(f"--nproc {args.nproc}: give 1 or more processes")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         from fashionsearchnet.errors import BackendUnavailable
         raise BackendUnavailable(f"--device {args.device}: no CUDA device is visible to torch; use --device cpu")
@@ -56,9 +64,38 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, global_batch=args.global_batch,
                       global_negatives=args.global_negatives, lr=args.lr, backbone_weights=args.backbone_weights,
                       checkpoint_every_s=args.checkpoint_every, region_weight=args.region_weight)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(args.data)
-    summary = train(dataset, args.out, cfg, bars=lambda total, desc: bar(total, desc, "it"))
+    from fashionsearchnet.training import distributed as ddp
+
+    if ddp.launched_by_torchrun():  # one process of a torchrun job: the launcher chose the processes
+        if args.nproc is not None:
+            raise UsageError("--nproc: leave it out under torchrun (use torchrun's --nproc-per-node)")
+        ctx, device = ddp.init_from_env(args.device)
+        try:
+            import dataclasses
+            summary = train(dataset, args.out, dataclasses.replace(cfg, device=device),
+                            bars=lambda total, desc: bar(total, desc, "it"), dist=ctx)
+        finally:
+            import torch.distributed
+            torch.distributed.destroy_process_group()
+        if not ctx.is_main:
+            return 0
+    elif args.nproc is not None and args.nproc != 1:
+        ddp.check_nproc(args.nproc, len(dataset.indices("train")),
+                        {"--batch-size": cfg.batch_size, "--global-batch": cfg.global_batch})
+        if args.device.startswith("cuda") and torch.cuda.device_count() < args.nproc:
+            raise UsageError(f"--nproc {args.nproc} with --device cuda: only {torch.cuda.device_count()} CUDA "
+                             f"device(s) visible; one process per device")
+        from pathlib import Path
+
+        from fashionsearchnet.training.checkpoint import check_run_folder
+        check_run_folder(Path(args.out), dataset.schema, cfg.fingerprint())  # a wrong run folder: before the spawn
+        ddp.spawn_train(args.nproc, args.data, args.out, cfg)
+        log.info("%d processes: wrote %s", args.nproc, ", ".join(f"{args.out}/{m}" for m in cfg.methods))
+        return 0
+    else:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        summary = train(dataset, args.out, cfg, bars=lambda total, desc: bar(total, desc, "it"))
     for m, s in summary.items():
         last = {k: (v[-1] if isinstance(v, list) and v else v) for k, v in s.get("metrics", {}).items()}
         log.info("%s: %s %s", m, s["checkpoint"], json.dumps(last, default=float)[:400])

@@ -56,12 +56,17 @@ class StageLoop:
 
     def __init__(self, number: int, state_path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  loss: StageLoss, sampler: Sampler, epochs: int, seed: int, checkpoint_every_s: float,
-                 bars: Bars = no_bar, state_fields: dict[str, Any] | None = None):
+                 bars: Bars = no_bar, state_fields: dict[str, Any] | None = None, writes_state: bool = True,
+                 processes: int = 1):
         self.number, self.path, self.model, self.opt = number, state_path, model, optimizer
         self.loss, self.sampler, self.epochs, self.seed = loss, sampler, epochs, seed
         self.checkpoint_every_s, self.bars, self.fields = checkpoint_every_s, bars, state_fields or {}
+        # data-parallel runs: only rank 0 writes; each of ``processes`` sees its share of a step's rows
+        self.writes_state, self.processes = writes_state, processes
 
     def _save(self, epoch: int, step: int, running: dict[str, float], metrics: list[dict]) -> None:
+        if not self.writes_state:
+            return
         StageState(self.number, epoch, step, state_dict_cpu(self.model), self.opt.state_dict(), running, metrics,
                    **self.fields).save(self.path)
 
@@ -100,7 +105,7 @@ class StageLoop:
                     for k, v in parts.items():
                         running[k] = running.get(k, 0.0) + v
                     running["_steps"] = running.get("_steps", 0.0) + 1
-                    running["_rows"] = running.get("_rows", 0.0) + len(rows)
+                    running["_rows"] = running.get("_rows", 0.0) + len(rows) * self.processes
                     adv(1)
                     if time.monotonic() - last_save > self.checkpoint_every_s and step + 1 < steps:
                         self._save(epoch, step + 1, running, metrics)

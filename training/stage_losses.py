@@ -23,6 +23,13 @@ from fashionsearchnet.training.triplets import LabelIndex, batch_triplets, globa
 
 StepResult = tuple[torch.Tensor, dict[str, float]]
 BatchFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]  # rows -> (images, labels) on the device
+Gather = Callable[[torch.Tensor], torch.Tensor]  # a process's share -> the global batch (data-parallel runs)
+RowsGather = Callable[[np.ndarray], np.ndarray]
+
+
+def _same(x):
+    """One process: its share is the global batch."""
+    return x
 
 
 def accuracy(logits_blocks: list[torch.Tensor], y: torch.Tensor) -> float:
@@ -40,8 +47,8 @@ class ClassificationLoss:
 
     name = "L_C"
 
-    def __init__(self, model: FashionSearchNet, batch: BatchFn):
-        self.model, self.batch = model, batch
+    def __init__(self, model: FashionSearchNet, batch: BatchFn, gather: Gather = _same):
+        self.model, self.batch, self.gather = model, batch, gather
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for n, p in self.model.named_parameters() if n.startswith(("conv", "norms", "classifier"))]
@@ -49,9 +56,10 @@ class ClassificationLoss:
     def __call__(self, rows: np.ndarray, rng: np.random.Generator) -> StepResult:
         offs = self.model.offsets
         x, y = self.batch(rows)
-        o = self.model.forward_backbone(x)
-        loss = losses.classification_loss(o["logits"], y, offs)
-        blocks = [o["logits"][:, offs[a]:offs[a + 1]] for a in range(len(offs) - 1)]
+        logits = self.gather(self.model.forward_backbone(x)["logits"])
+        y = self.gather(y)
+        loss = losses.classification_loss(logits, y, offs)
+        blocks = [logits[:, offs[a]:offs[a + 1]] for a in range(len(offs) - 1)]
         return loss, {"acc": accuracy([b.detach() for b in blocks], y)}
 
 
@@ -60,8 +68,10 @@ class RegionTripletLoss:
 
     name = "L_C+L_T+L_TC"
 
-    def __init__(self, model: FashionSearchNet, batch: BatchFn, labels: np.ndarray, device: torch.device):
+    def __init__(self, model: FashionSearchNet, batch: BatchFn, labels: np.ndarray, device: torch.device,
+                 gather: Gather = _same, gather_rows: RowsGather = _same):
         self.model, self.batch, self.labels, self.device = model, batch, labels, device
+        self.gather, self.gather_rows = gather, gather_rows
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for n, p in self.model.named_parameters() if n not in ("lam", "W")]
@@ -70,10 +80,12 @@ class RegionTripletLoss:
         model = self.model
         x, y = self.batch(rows)
         o = model.forward_backbone(x)
-        l_c = losses.classification_loss(o["logits"], y, model.offsets)
         boxes = boxes_for(model, o["aams"].detach().cpu().numpy(), o["region_maps"].detach().cpu().numpy())
         reps, _ = model.heads(o["conv5"], torch.from_numpy(boxes).to(self.device))
-        y_np = self.labels[rows]
+        # the global batch (every process's share, in order): the loss and the triplets are picked over all of it
+        logits, reps, y = self.gather(o["logits"]), self.gather(reps), self.gather(y)
+        l_c = losses.classification_loss(logits, y, model.offsets)
+        y_np = self.labels[self.gather_rows(rows)]
         l_t = reps.sum() * 0.0
         n_trip, n_ok = 0, 0
         for a in range(model.num_attributes):
@@ -99,8 +111,8 @@ class GlobalTripletLoss:
     name = "L_G"
 
     def __init__(self, model: FashionSearchNet, labels: np.ndarray, reps: np.ndarray, prototypes: list[np.ndarray],
-                 negatives: str, device: torch.device):
-        self.model, self.negatives, self.device = model, negatives, device
+                 negatives: str, device: torch.device, gather_rows: RowsGather = _same):
+        self.model, self.negatives, self.device, self.gather_rows = model, negatives, device, gather_rows
         self.index = LabelIndex(labels)
         self.reps = torch.from_numpy(reps).to(device)
         self.protos = [torch.from_numpy(p).to(device) for p in prototypes]
@@ -110,6 +122,7 @@ class GlobalTripletLoss:
 
     def __call__(self, rows: np.ndarray, rng: np.random.Generator) -> StepResult:
         model, R = self.model, self.reps
+        rows = self.gather_rows(rows)  # every process computes the whole (small) step over the global batch
         total = (model.lam.sum() + model.W.sum()) * 0.0  # a step without triplets is a zero-gradient step
         n_trip, n_ok = 0, 0
         for astar in range(model.num_attributes + 1):

@@ -26,6 +26,8 @@ from fashionsearchnet.errors import TrainingError
 from fashionsearchnet.training.checkpoint import (CHECKPOINT_NAME, STATE_NAME, Checkpoint, StageState,
                                                   check_run_folder, state_dict_cpu)
 from fashionsearchnet.training.config import TrainConfig
+from fashionsearchnet.training.distributed import (DDPLoss, DistContext, ShardedBatches, average_buffers, broadcast,
+                                                   gather_array, gather_cat, gather_rows, shard_dropout)
 from fashionsearchnet.training.extract import extract_arrays, load_resized, to_tensor
 from fashionsearchnet.training.loop import Bars, StageLoop, StageLoss, no_bar
 from fashionsearchnet.training.model import FashionSearchNet
@@ -40,9 +42,12 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Trains the requested methods on a dataset into a run folder (see module docstring)."""
 
-    def __init__(self, dataset: Dataset, out: str | Path, cfg: TrainConfig, bars: Bars | None = None):
+    def __init__(self, dataset: Dataset, out: str | Path, cfg: TrainConfig, bars: Bars | None = None,
+                 dist: DistContext | None = None):
         self.ds, self.out, self.cfg = dataset, Path(out), cfg
-        self.bars = bars or no_bar
+        self.dist = dist if dist is not None and dist.world > 1 else None  # None: one process
+        self.main = self.dist is None or self.dist.is_main
+        self.bars = (bars or no_bar) if self.main else no_bar
         self.preset: Preset = get_preset(cfg.preset)
         self.pre = Preprocessing(self.preset.input_size)
         self.schema = dataset.schema
@@ -57,6 +62,17 @@ class Trainer:
             raise TrainingError(f"{dataset.root}: every attribute label of the training split is unknown; "
                                 f"fill in the attribute columns of attributes.csv")
         self.images: np.ndarray | None = None
+        self.gather = gather_cat if self.dist else (lambda t: t)
+        self.gather_rows = gather_rows if self.dist else (lambda r: r)
+
+    # ---- one writer (rank 0), every process reads what it saw --------------------------------------
+    def _load_state(self, path: Path) -> StageState | None:
+        state = StageState.load(path) if self.main and path.is_file() else None
+        return broadcast(state) if self.dist else state
+
+    def _exists(self, path: Path) -> bool:
+        found = path.is_file() if self.main else False
+        return bool(broadcast(found)) if self.dist else found
 
     # ---- data and models -------------------------------------------------------------------------
     def _images(self) -> np.ndarray:
@@ -77,13 +93,27 @@ class Trainer:
         model = FashionSearchNet(self.schema, self.preset, method)
         if self.cfg.backbone_weights:
             model.load_backbone_weights(self.cfg.backbone_weights)
+        return self._placed(model)
+
+    def _placed(self, model: FashionSearchNet) -> FashionSearchNet:
+        """On the device; data-parallel: the global batch's dropout masks, and on CUDA SyncBatchNorm (global batch
+        statistics; torch has none on CPU)."""
+        if self.dist is not None:
+            shard_dropout(model)  # each process applies its rows of the global batch's dropout mask
+        if self.dist is not None and self.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model.to(self.device)
 
     def reps_and_prototypes(self, model: FashionSearchNet) -> tuple[np.ndarray, list[np.ndarray]]:
         """Attribute representations of the training rows (eval mode) and the prototypes computed from them."""
-        with self.bars(len(self.train_rows), f"{model.method}: attribute representations") as adv:
-            feats = extract_arrays(model, self._images(), self.pre, device=str(self.device), progress=adv)
-        return feats["attr_reps"], compute_prototypes(feats["attr_reps"], self.labels, model.num_classes)
+        images = self._images()
+        if self.dist is not None:  # each process its contiguous share, gathered in order
+            images = np.array_split(images, self.dist.world)[self.dist.rank]
+        with self.bars(len(images), f"{model.method}: attribute representations") as adv:
+            reps = extract_arrays(model, images, self.pre, device=str(self.device), progress=adv)["attr_reps"]
+        if self.dist is not None:
+            reps = gather_array(reps, self.device)
+        return reps, compute_prototypes(reps, self.labels, model.num_classes)
 
     # ---- stages ----------------------------------------------------------------------------------
     def _run_stage(self, number: int, model: FashionSearchNet, loss: StageLoss, params: list[torch.nn.Parameter],
@@ -91,32 +121,45 @@ class Trainer:
         cfg = self.cfg
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay if number < 3 else 0.0)
-        loop = StageLoop(number, path, model, opt, loss, SeededBatches(len(self.train_rows), batch, cfg.seed, number),
-                         cfg.epochs[number - 1], cfg.seed, cfg.checkpoint_every_s, self.bars, state_fields)
-        return loop.run(resume)
+        sampler: Any = SeededBatches(len(self.train_rows), batch, cfg.seed, number)
+        step_loss: Any = loss
+        if self.dist is not None:
+            sampler = ShardedBatches(sampler, self.dist.rank, self.dist.world)
+            step_loss = DDPLoss(model, loss, self.device)
+        loop = StageLoop(number, path, model, opt, step_loss, sampler, cfg.epochs[number - 1], cfg.seed,
+                         cfg.checkpoint_every_s, self.bars, state_fields, writes_state=self.main,
+                         processes=self.dist.world if self.dist else 1)
+        metrics = loop.run(resume)
+        if self.dist is not None:
+            del loop, step_loss  # DDP's gradient hooks go with it; the next stage wraps the model again
+            average_buffers(model)
+        return metrics
 
     def stage1(self) -> tuple[FashionSearchNet, list[dict]]:
         path = self.out / "stage1" / STATE_NAME
         model = self.new_model("fsn")
-        resume = StageState.load(path) if path.is_file() else None
+        resume = self._load_state(path)
         if resume is not None:
             model.load_state_dict(resume.model)
             if resume.epoch >= self.cfg.epochs[0] and resume.step == 0:
                 return model, resume.metrics
-        loss = ClassificationLoss(model, self.batch)
+        loss = ClassificationLoss(model, self.batch, self.gather)
         return model, self._run_stage(1, model, loss, loss.params(), path, self.cfg.batch_size, resume)
 
     def stage2(self, model: FashionSearchNet, path: Path, resume: StageState | None) -> list[dict]:
-        loss = RegionTripletLoss(model, self.batch, self.labels, self.device)
+        loss = RegionTripletLoss(model, self.batch, self.labels, self.device, self.gather, self.gather_rows)
         return self._run_stage(2, model, loss, loss.params(), path, self.cfg.batch_size, resume, method=model.method)
 
     def stage3(self, model: FashionSearchNet, reps: np.ndarray, prototypes: list[np.ndarray], path: Path,
                resume: StageState | None, stage2_metrics: list[dict] | None = None) -> list[dict]:
-        loss = GlobalTripletLoss(model, self.labels, reps, prototypes, self.cfg.global_negatives, self.device)
+        loss = GlobalTripletLoss(model, self.labels, reps, prototypes, self.cfg.global_negatives, self.device,
+                                 self.gather_rows)
         return self._run_stage(3, model, loss, loss.params(), path, self.cfg.global_batch, resume,
                                method=model.method, stage2_metrics=stage2_metrics)
 
     def _finish(self, model: FashionSearchNet, prototypes: list[np.ndarray], metrics: dict) -> Path:
+        if not self.main:
+            return self.out / model.method / CHECKPOINT_NAME
         path = Checkpoint(self.schema, self.preset, self.pre, model.method, state_dict_cpu(model), prototypes,
                           self.cfg.region_weight, metrics, asdict(self.cfg), int(len(self.train_rows)),
                           str(self.ds.root)).save(self.out / model.method / CHECKPOINT_NAME)
@@ -126,9 +169,10 @@ class Trainer:
     # ---- all methods -----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Train every method; returns {method: {"checkpoint": path, "metrics": {...}}}."""
-        check_run_folder(self.out, self.schema, self.cfg.fingerprint())
+        if self.main:
+            check_run_folder(self.out, self.schema, self.cfg.fingerprint())
         summary: dict[str, Any] = {}
-        todo = [m for m in self.cfg.methods if not (self.out / m / CHECKPOINT_NAME).is_file()]
+        todo = [m for m in self.cfg.methods if not self._exists(self.out / m / CHECKPOINT_NAME)]
         for m in self.cfg.methods:
             if m not in todo:
                 log.info("%s: already trained (%s); delete it to retrain", m, self.out / m / CHECKPOINT_NAME)
@@ -141,14 +185,14 @@ class Trainer:
         t1 = time.monotonic() - t0
         for method in todo:
             t_m = time.monotonic()
-            model = FashionSearchNet(self.schema, self.preset, method).to(self.device)
+            model = self._placed(FashionSearchNet(self.schema, self.preset, method))
             metrics: dict[str, Any] = {"stage1": m1, "stage1_s": t1}
             if method == "attribute":
                 model.load_state_dict(stage1_state)
                 _, protos = self.reps_and_prototypes(model)
             else:
                 path = self.out / method / STATE_NAME
-                resume = StageState.load(path) if path.is_file() else None
+                resume = self._load_state(path)
                 model.load_state_dict(resume.model if resume is not None else stage1_state)
                 r2 = resume if resume is not None and resume.stage == 2 else None
                 if resume is not None and resume.stage == 3:
@@ -166,6 +210,8 @@ class Trainer:
         return summary
 
 
-def train(dataset: Dataset, out: str | Path, cfg: TrainConfig, bars: Bars | None = None) -> dict[str, Any]:
-    """Train ``cfg.methods`` on ``dataset`` into run folder ``out`` (resumes what a previous call left)."""
-    return Trainer(dataset, out, cfg, bars).run()
+def train(dataset: Dataset, out: str | Path, cfg: TrainConfig, bars: Bars | None = None,
+          dist: DistContext | None = None) -> dict[str, Any]:
+    """Train ``cfg.methods`` on ``dataset`` into run folder ``out`` (resumes what a previous call left); ``dist``:
+    this process's place in a data-parallel run (:mod:`distributed`)."""
+    return Trainer(dataset, out, cfg, bars, dist).run()
