@@ -1,4 +1,4 @@
-"""fsn index BUNDLE DATA --out GALLERY [--backend auto|ort|trt]: extract a catalogue with a bundle (batched,
+"""fsn index BUNDLE DATA --out GALLERY [--backend auto|ort|trt] [--ray [ADDRESS]]: extract a catalogue with a bundle (batched,
 resumable) and publish a searchable gallery (hnsw indices, features, predicted attributes, metadata)."""
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hnsw build beam (default 40: the fastest build with recall@30 >= 0.99, measured)")
     p.add_argument("--ef", type=int, default=128, help="hnsw search beam, stored and re-applied on load (default 128)")
     p.add_argument("--force", action="store_true", help="rebuild a gallery that already exists (atomically)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="extract on a Ray cluster: HOST:PORT, ray://HOST:PORT or auto; no address = a local Ray "
+                        "(needs the [scale] extra; docs/distributed.md)")
+    p.add_argument("--ray-workers", type=int, default=2, help="extractor actors with --ray (default 2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.ray is not None and args.ray_workers < 1:
+        raise UsageError(f"--ray-workers {args.ray_workers}: must be >= 1")
     hnsw = HnswConfig(M=args.M, ef_construction=args.ef_construction, ef=args.ef)
     state = {}
 
@@ -39,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         g = index_catalogue(args.bundle, args.data, args.out, backend=args.backend, batch_size=args.batch_size,
-                            hnsw=hnsw, force=args.force, progress=lambda n: state["advance"](n), on_total=on_total)
+                            hnsw=hnsw, force=args.force, progress=lambda n: state["advance"](n), on_total=on_total,
+                            ray=args.ray is not None, ray_address=args.ray or None, ray_workers=args.ray_workers)
     finally:
         if "bar" in state:
             state["bar"].__exit__(None, None, None)

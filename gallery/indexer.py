@@ -77,8 +77,11 @@ def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, backend: str = "auto",
                     batch_size: int = 32, hnsw: HnswConfig | None = None, force: bool = False,
                     progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int, int], None] | None = None) -> Gallery:
-    """Extract, build and publish. ``on_total(total, done)`` is told the work before it starts (for a bar)."""
+                    on_total: Callable[[int, int], None] | None = None, ray: bool = False,
+                    ray_address: str | None = None, ray_workers: int = 2) -> Gallery:
+    """Extract, build and publish. ``on_total(total, done)`` is told the work before it starts (for a bar).
+    ``ray``: extract on a Ray cluster (``ray_address``, local when None) with ``ray_workers`` extractor actors
+    (:mod:`distributed_index`; not resumable: a rerun extracts again)."""
     from fashionsearchnet.runtime.bundle import Bundle
 
     out = Path(out)
@@ -87,8 +90,12 @@ def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, 
     if ptr is not None and not force:
         raise GalleryError(f"{out}: already holds a gallery (generation {ptr['generation']}); pass --force to "
                            "rebuild it, or update it in place with `fsn update`")
-    records = list_catalogue(data)
-    table, boxes = extract_catalogue(bundle, records, out / WORK, backend, batch_size, progress, on_total)
+    if ray:
+        table, boxes, records = _extract_on_ray(bundle, bundle_path, data, backend, batch_size, ray_address,
+                                                ray_workers, progress, on_total)
+    else:
+        records = list_catalogue(data)
+        table, boxes = extract_catalogue(bundle, records, out / WORK, backend, batch_size, progress, on_total)
     ref = BundleRef(bundle.sha256, str(Path(bundle_path).resolve()), bundle.method)
     g = Gallery.create(out, bundle.schema, bundle.params, ref, hnsw)
     g.generation = None if ptr is None else int(ptr["generation"])  # --force replaces that generation
@@ -96,6 +103,29 @@ def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, 
     g.save()
     shutil.rmtree(out / WORK, ignore_errors=True)
     return g
+
+
+def _extract_on_ray(bundle: Any, bundle_path: str | Path, data: str | Path, backend: str, batch_size: int,
+                    address: str | None, workers: int, progress: Callable[[int], None] | None,
+                    on_total: Callable[[int, int], None] | None) -> tuple[FeatureTable, np.ndarray, list[dict]]:
+    """:func:`index_catalogue`'s extraction on Ray: the address and the backend are checked before any work."""
+    from fashionsearchnet.gallery import distributed_index as dx
+    from fashionsearchnet.runtime.extractor import FeatureExtractor
+
+    started = dx.connect(address)
+    try:
+        FeatureExtractor(bundle, backend=backend).close()  # a backend the workers could not load: say so now
+        records = list_catalogue(data)
+        if on_total:
+            on_total(len(records), 0)
+        f = dx.extract_rows_ray(Path(bundle_path).resolve(), records, batch_size, workers, backend,
+                                progress=progress)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return FeatureTable(f["attr_reps"], f["region_reps"], f["probs"]), f["attr_boxes"], records
 
 
 def extract_catalogue(bundle: Any, records: list[dict[str, Any]], work: Path, backend: str = "auto",

@@ -2,7 +2,6 @@
 global batch and seed; rank 0 alone writes; a killed run resumes to the uninterrupted one; bad --nproc."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from fashionsearchnet.training.config import TrainConfig  # noqa: E402
 from fashionsearchnet.training.seeding import SeededBatches  # noqa: E402
 from fashionsearchnet.training.trainer import train  # noqa: E402
 
-CFG = dict(preset="tiny", methods=("fsn",), epochs=(2, 2, 2), seed=3, batch_size=16, global_batch=32)
+CFG = dict(preset="tiny", methods=("fsn",), epochs=(2, 2, 2), seed=3, batch_size=16, global_batch=32,
+           checkpoint_every_s=0.0)
 # Tolerance on the per-epoch stage losses, N=2 against N=1 (relative): the same global batches, triplets, dropout
 # masks and loss over the whole batch; what differs is the order of float sums (the gradient all-reduce, the
 # backbone over two shares). The tiny preset has no BatchNorm (edge has: per-share statistics on the CPU,
@@ -80,6 +80,14 @@ def _recording_worker(rank: int, world: int, port: int, data: str, out: str, cfg
         torch.distributed.destroy_process_group()
 
 
+@pytest.fixture(scope="module")
+def two(data, tmp_path_factory):
+    """A 2-process run of CFG (its run folder and the folder of the processes' write logs)."""
+    root = tmp_path_factory.mktemp("ddp_two")
+    _spawn(data, root / "run", TrainConfig(**CFG), root / "log")
+    return root / "run", root / "log"
+
+
 def _spawn(data, out, cfg, log_dir, stop_after=0):
     import torch.multiprocessing as mp
     os.makedirs(log_dir, exist_ok=True)
@@ -99,34 +107,32 @@ def test_shards_rebuild_the_same_global_batches_at_any_n():
                 assert all(len(p[step]) >= len(b) // world for p in per_rank)
 
 
-def test_two_processes_match_one_and_rank0_alone_writes(data, tmp_path):
-    cfg = TrainConfig(**CFG)
-    one = _losses(Path(train(load_dataset(data), tmp_path / "n1", cfg)["fsn"]["checkpoint"]).parent.parent)
-    _spawn(data, tmp_path / "n2", cfg, tmp_path / "log")
-    two = _losses(tmp_path / "n2")
+def test_two_processes_match_one_and_rank0_alone_writes(data, two, tmp_path):
+    run2, logs = two
+    train(load_dataset(data), tmp_path / "n1", TrainConfig(**CFG))
+    one, two_l = _losses(tmp_path / "n1"), _losses(run2)
     for stage in one:
-        assert len(one[stage]) == len(two[stage]) == 2
-        np.testing.assert_allclose(two[stage], one[stage], rtol=REL_TOL, err_msg=stage)
-    one_w, two_w = _weights(tmp_path / "n1"), _weights(tmp_path / "n2")
+        assert len(one[stage]) == len(two_l[stage]) == 2
+        np.testing.assert_allclose(two_l[stage], one[stage], rtol=REL_TOL, err_msg=stage)
+    one_w, two_w = _weights(tmp_path / "n1"), _weights(run2)
     for k in one_w:
         torch.testing.assert_close(two_w[k], one_w[k], rtol=1e-3, atol=1e-4, msg=k)
-    assert not (tmp_path / "log" / "rank1.log").exists(), (tmp_path / "log" / "rank1.log").read_text()
-    writes = (tmp_path / "log" / "rank0.log").read_text().splitlines()
+    assert not (logs / "rank1.log").exists(), (logs / "rank1.log").read_text()
+    writes = (logs / "rank0.log").read_text().splitlines()
     assert any(w.startswith("Checkpoint ") for w in writes) and any(w.startswith("StageState ") for w in writes)
 
 
-def test_killed_two_process_run_resumes_to_the_uninterrupted_one(data, tmp_path):
-    cfg = TrainConfig(**{**CFG, "epochs": (1, 2, 1)}, checkpoint_every_s=0.0)
-    _spawn(data, tmp_path / "ref", cfg, tmp_path / "log_ref")
+def test_killed_two_process_run_resumes_to_the_uninterrupted_one(data, two, tmp_path):
+    cfg = TrainConfig(**CFG)
     with pytest.raises(Exception):
         _spawn(data, tmp_path / "cut", cfg, tmp_path / "log_cut", stop_after=5)  # stage 2, epoch 2, step 2
     assert not (tmp_path / "cut" / "fsn" / "checkpoint.pt").exists()
     _spawn(data, tmp_path / "cut", cfg, tmp_path / "log_cut2")
-    ref, cut = _weights(tmp_path / "ref"), _weights(tmp_path / "cut")
+    ref, cut = _weights(two[0]), _weights(tmp_path / "cut")
     assert ref.keys() == cut.keys()
     for k in ref:
         torch.testing.assert_close(cut[k], ref[k], rtol=0, atol=1e-6, msg=k)
-    ref_l, cut_l = _losses(tmp_path / "ref"), _losses(tmp_path / "cut")
+    ref_l, cut_l = _losses(two[0]), _losses(tmp_path / "cut")
     for stage in ref_l:
         assert cut_l[stage] == pytest.approx(ref_l[stage], rel=1e-6), stage
 
