@@ -1,7 +1,9 @@
 """fsn update GALLERY [--add DATA] [--remove ID]... [--meta ID KEY=VALUE]...: change a gallery's catalogue without
 a rebuild. --add extracts the images of DATA (dataset folder or image folder) that the gallery does not hold yet
 with the gallery's bundle; --remove marks items deleted; --meta sets (KEY=) or clears (KEY=) a metadata column.
-Everything is checked first, then applied and saved atomically once (a new generation)."""
+Everything is checked first, then applied and saved atomically once (a new generation).
+--keep KEY=VALUE... --out STORE: cut a store gallery (the matching items, stored features, same bundle) into a new
+folder; the source gallery is not changed."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", action="append", default=[], metavar="ID", help="remove an item by id (repeatable)")
     p.add_argument("--meta", action="append", default=[], nargs=2, metavar=("ID", "KEY=VALUE"),
                    help="set a metadata column of an item; KEY= clears it (repeatable)")
+    p.add_argument("--keep", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --out: copy the items whose metadata column (or item_id, or predicted attribute) has "
+                        "this value into a new gallery, e.g. --keep store=12 (repeatable: all must match)")
+    p.add_argument("--out", help="new gallery folder for --keep (a per-store gallery, no re-extraction)")
     p.add_argument("--bundle", help="bundle for --add (default: the one the gallery was built with)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="feature extraction backend")
     p.add_argument("--batch-size", type=int, default=32, help="images per extraction batch (default 32)")
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.errors import GalleryError, UsageError
     from fashionsearchnet.gallery.gallery import Gallery
 
+    if args.keep or args.out:
+        return _cut(args)
     if not (args.add or args.remove or args.meta):
         raise UsageError("nothing to do: give --add DATA, --remove ID or --meta ID KEY=VALUE")
     if args.batch_size < 1:
@@ -88,4 +96,19 @@ def run(args: argparse.Namespace) -> int:
         finish_add(g)
     log.info("%s: generation %d: %d added, %d removed, %d metadata updates; %d items", args.gallery, gen,
              len(added), len(removed), len(meta), len(g))
+    return 0
+
+
+def _cut(args: argparse.Namespace) -> int:
+    from fashionsearchnet.errors import UsageError
+    from fashionsearchnet.gallery.gallery import Gallery
+    from fashionsearchnet.gallery.subset import cut_gallery
+
+    if not (args.keep and args.out):
+        raise UsageError("--keep KEY=VALUE and --out STORE_GALLERY go together (cut a store gallery)")
+    if args.add or args.remove or args.meta:
+        raise UsageError("--keep/--out make a new gallery; run --add/--remove/--meta as a separate command")
+    g = cut_gallery(Gallery.open(args.gallery), args.keep, args.out)
+    log.info("%s: %d items (%s) from %s, generation %d", args.out, len(g), " ".join(args.keep), args.gallery,
+             g.generation)
     return 0
