@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if args.nproc is not None:
             raise UsageError("--nproc: leave it out under torchrun (use torchrun's --nproc-per-node)")
         ctx, device = ddp.init_from_env(args.device)
+        if not ctx.is_main:  # one log: rank 0's
+            logging.getLogger().setLevel(logging.WARNING)
         try:
             import dataclasses
             summary = train(dataset, args.out, dataclasses.replace(cfg, device=device),
