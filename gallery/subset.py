@@ -11,7 +11,7 @@ import numpy as np
 from fashionsearchnet.errors import FSNError, GalleryError, UsageError
 from fashionsearchnet.gallery import store
 from fashionsearchnet.gallery.gallery import Gallery
-from fashionsearchnet.gallery.scoring import FeatureTable
+from fashionsearchnet.search.table import FeatureTable
 
 
 def cut_gallery(src: Gallery, keep: Sequence[str], out: str | Path) -> Gallery:

@@ -21,7 +21,8 @@ from fashionsearchnet.errors import ImageError, UsageError  # noqa: E402
 from fashionsearchnet.gallery import distributed_index as dx  # noqa: E402
 from fashionsearchnet.gallery.gallery import Gallery  # noqa: E402
 from fashionsearchnet.gallery.indexer import index_catalogue, list_catalogue  # noqa: E402
-from fashionsearchnet.gallery.scoring import ExactSearcher, Request  # noqa: E402
+from fashionsearchnet.search.exact import ExactSearcher  # noqa: E402
+from fashionsearchnet.search.request import Request  # noqa: E402
 
 
 @pytest.fixture(scope="module")

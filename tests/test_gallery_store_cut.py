@@ -9,7 +9,7 @@ from gallery_fixtures import make_gallery
 
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.gallery.gallery import Gallery
-from fashionsearchnet.gallery.scoring import Request
+from fashionsearchnet.search.request import Request
 
 
 @pytest.fixture()
