@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MAX_PIXELS = 50_000_000  # decoded images larger than this are refused (a 20000x20000 image is 400 MP)
-# OpenCV's own limit as a second guard behind the header check below (read by OpenCV at its first decode)
+# OpenCV's own limit, a second guard behind the header check below: read once when cv2 is imported, so it is
+# set in fashionsearchnet/__init__.py (imported before this module); repeated here for clarity.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 import cv2  # noqa: E402
