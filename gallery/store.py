@@ -14,6 +14,7 @@ leftovers are removed by the next writer. Unchanged files are hard-linked from t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -41,11 +42,52 @@ def write_file(path: Path, writer: Callable[[Any], None]) -> None:
         os.fsync(f.fileno())
 
 
+_READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _reader_fd(root: Path) -> int | None:
+    """A read-only descriptor on ``root/.lock`` for a shared lock (flock needs no write access). When the file does
+    not exist and cannot be created (read-only file system, no write permission), None: no writer has ever
+    published through this code there, and a reader never needs to write."""
+    try:
+        return os.open(root / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno in _READ_ONLY_ERRNOS:
+            return None
+        raise
+    try:
+        return os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno in _READ_ONLY_ERRNOS:
+            log.debug("%s: read-only (%s); reading without the lock file", root, e.strerror)
+            return None
+        raise
+
+
+def _writer_fd(root: Path) -> int:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno in _READ_ONLY_ERRNOS:
+            why = "is on a read-only file system" if e.errno == errno.EROFS else "is not writable by this user"
+            raise GalleryError(f"{root}: the gallery folder {why} ({e.strerror}); searching works there, but "
+                               "updates need a writable copy: run the update where the gallery is writable "
+                               "and deploy the result") from None
+        raise
+
+
 @contextlib.contextmanager
 def locked(root: Path, exclusive: bool) -> Iterator[None]:
-    """Cross-process lock on ``root/.lock`` (shared for readers, exclusive for the writer)."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    """Cross-process lock on ``root/.lock`` (shared for readers, exclusive for the writer). Readers open the lock
+    file read-only and need no write access at all (read-only deployments); a writer on a read-only or
+    unwritable folder gets a GalleryError."""
+    fd = _writer_fd(root) if exclusive else _reader_fd(root)
+    if fd is None:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
@@ -108,7 +150,6 @@ def publish(
     ``crash_hook(stage)`` is for tests (it may kill the process at a stage).
     """
     hook = crash_hook or (lambda stage: None)
-    root.mkdir(parents=True, exist_ok=True)
     with locked(root, exclusive=True):
         ptr = read_pointer(root)
         current = None if ptr is None else int(ptr["generation"])
