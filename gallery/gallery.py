@@ -154,12 +154,12 @@ class Gallery:
             schema = Schema.from_dict(manifest["schema"], source=str(mpath))
             params = _load_params(gdir / "params.npz", schema, float(manifest["region_weight"]))
             arrays = {name: _load_npy(gdir / f"{name}.npy") for name in ARRAYS}
-            items = json.loads((gdir / "items.json").read_text(encoding="utf-8"))
+            items = store.read_items(gdir / "items.json")
             records, deleted = items["records"], np.asarray(items["deleted"], bool)
             n = len(records)
-            for name, arr in arrays.items():
-                if arr.shape[0] != n:
-                    raise GalleryError(f"{gdir / (name + '.npy')}: {arr.shape[0]} rows for {n} items; re-index the gallery")
+            A, P = len(schema.attributes), len(schema.region_pairs)
+            store.check_arrays(gdir, arrays, {"attr_reps": (n, A, params.dim), "region_reps": (n, P, params.dim),
+                                              "probs": (n, sum(schema.num_classes)), "attr_boxes": (n, A, 4)})
             hnsw = HnswConfig.from_dict(manifest["hnsw"])
             if ef is not None:
                 hnsw = HnswConfig(hnsw.M, hnsw.ef_construction, int(ef))

@@ -142,10 +142,7 @@ def _plan_key(bundle_sha: str, records: list[dict[str, Any]], batch_size: int) -
 
 def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
+    store.write_file(tmp, lambda f: np.savez(f, **arrays))
     os.replace(tmp, path)
 
 
