@@ -183,7 +183,8 @@ def extract_catalogue(bundle: Any, records: list[dict[str, Any]], work: Path, ba
         log.info("%s: previous partial run used another bundle or image list; starting over", work)
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    plan.write_text(json.dumps({"key": key, "bundle": bundle.sha256, "items": len(records)}))
+    plan_text = json.dumps({"key": key, "bundle": bundle.sha256, "items": len(records)}).encode()
+    store.write_file(plan, lambda f: f.write(plan_text))
     nchunks = (len(records) + batch_size - 1) // batch_size
     done = [i for i in range(nchunks) if (work / f"chunk_{i:06d}.npz").is_file()]
     if on_total:

@@ -142,8 +142,9 @@ def _check_field_types(manifest: dict[str, Any], mpath: Path) -> None:
     for key in ("schema", "preprocessing", "roi"):
         if not isinstance(manifest[key], dict):
             raise bad(key, "an object", manifest[key])
-    if not all(isinstance(k, str) and number(v) for k, v in manifest["roi"].items()):
-        raise bad("roi", "an object of numbers", manifest["roi"])
+    for key in ("aam_threshold", "region_class_threshold"):
+        if key in manifest["roi"] and not number(manifest["roi"][key]):
+            raise bad(f"roi.{key}", "a number", manifest["roi"][key])
     if not isinstance(manifest["method"], str):
         raise bad("method", "a string", manifest["method"])
     if "region_weight" in manifest and not number(manifest["region_weight"]):

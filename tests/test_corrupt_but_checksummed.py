@@ -131,6 +131,7 @@ BUNDLE_CASES = {
     "backbone is not ONNX": _graph_swap("backbone", lambda d, m: b"this is not a protobuf" * 50),
     "heads is the backbone graph": _graph_swap("heads", lambda d, m: (d / m["graphs"]["backbone"]["file"]).read_bytes()),
     "roi is text": lambda d, m: m.update(roi="0.2"),
+    "roi threshold is text": lambda d, m: m["roi"].update(aam_threshold="high"),
     "graphs is a list": lambda d, m: m.update(graphs=[]),
     "graph file escapes": lambda d, m: m["graphs"]["heads"].update(file="../heads.onnx"),
     "method is a number": lambda d, m: m.update(method=5),
