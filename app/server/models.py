@@ -17,6 +17,7 @@ class ErrorBody(BaseModel):
     valid: Optional[dict[str, list[str]]] = Field(None, description="422 on sets: the valid attributes, values or regions")
     limit_bytes: Optional[int] = Field(None, description="413: the body limit in bytes")
     state: Optional[str] = Field(None, description="503: loading or failed")
+    detail: Optional[list[dict[str, Any]]] = Field(None, description="422 on query parameters: each problem")
 
 
 # ---- requests ---------------------------------------------------------------------------------------------

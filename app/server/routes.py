@@ -75,7 +75,7 @@ def build_router(backend: SearchBackend, state: ServiceState, limits: Limits) ->
 
     @router.get("/items/{item_id:path}/image", summary="a gallery item's image", response_class=FileResponse,
                 responses={200: {"content": {"image/*": {}}, "description": "the image file"},
-                           **error_responses(404, 500, 503)})
+                           **error_responses(404, 422, 500, 503)})
     async def item_image(item_id: str):
         ready()
         path = await run(backend.image_path, item_id)  # checked: inside its catalogue, present (else 500)
