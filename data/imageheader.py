@@ -50,9 +50,12 @@ def probe(f: BinaryIO) -> tuple[str, int, int] | None:
             w, h = struct.unpack("<ii", head[18:26])
         return "BMP", abs(w), abs(h)
     if head[:6] in (b"GIF87a", b"GIF89a"):
-        if len(head) < 10:
+        if len(head) < 13:
             raise HeaderError("the header is truncated")
-        w, h = struct.unpack("<HH", head[6:10])
+        w, h, packed = struct.unpack("<HHB", head[6:11])
+        f.seek(13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 13))
+        if _read(f, 1)[0] not in (0x21, 0x2C, 0x3B):  # an extension, an image or the trailer must follow
+            raise HeaderError("no GIF block after the screen descriptor")
         return "GIF", w, h
     return None
 

@@ -81,6 +81,9 @@ def to_rgb(img: np.ndarray, source: str = "image") -> np.ndarray:
 def check_header(f, source: str, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> str:
     """Refuse an image before decoding it: not one of the accepted formats, no size in its header, or a size over
     ``max_pixels`` (or ``max_side`` a side). ``f`` is a seekable binary file at its start; returns the format."""
+    if not f.read(1):
+        raise ImageError(f"{source}: zero-size image; send a JPEG or PNG file")
+    f.seek(0)
     try:
         found = probe(f)
     except (HeaderError, struct_error) as e:
@@ -91,9 +94,10 @@ def check_header(f, source: str, max_side: int | None = None, max_pixels: int = 
     if w <= 0 or h <= 0:
         raise ImageError(f"{source}: cannot decode the image ({fmt} header says {w}x{h} pixels)")
     if w * h > max_pixels or (max_side is not None and max(w, h) > max_side):
-        side = f"{max_side} px a side and " if max_side is not None else ""
-        raise ImageTooLargeError(f"{source}: image is {w}x{h} pixels ({fmt} header), over the limit of {side}"
-                                 f"{max_pixels // 1_000_000} MP; resize it first")
+        limit = (f"limit of {max_side} px a side and {max_pixels // 1_000_000} MP" if max_side is not None else
+                 f"{max_pixels // 1_000_000} MP limit")
+        raise ImageTooLargeError(f"{source}: image is {w}x{h} pixels, more than the {limit} (read from the {fmt} "
+                                 "header, not decoded); resize it first")
     return fmt
 
 
