@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: give 0..65535")
     if args.concurrency < 1 or not 0 < args.max_upload_mb <= 4096 or args.max_side < 32:
-        raise UsageError(f"--concurrency {args.concurrency}, --max-upload-mb {args.max_upload_mb}, --max-side "
-                         f"{args.max_side}: give --concurrency >= 1, 0 < --max-upload-mb <= 4096 and --max-side >= 32")
+        raise UsageError(f"--concurrency must be >= 1, --max-upload-mb > 0 and at most 4096 (finite), and --max-side "
+                         f">= 32 (got {args.concurrency}, {args.max_upload_mb}, {args.max_side})")
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
