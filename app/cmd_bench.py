@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint for the torch rows (default: the one recorded in the bundle manifest)")
     p.add_argument("--image-size", type=int, default=256, help="side of the synthetic input images (resized inside)")
     p.add_argument("--batches", default="16,32,64", help="throughput batch sizes (default 16,32,64)")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="trt: engines' max batch (default: what fsn engines built, else 64)")
+    p.add_argument("--opt-batch", type=int, default=None,
+                   help="trt: batch the engines' profile is tuned for, e.g. 32 for a throughput run (default: what "
+                        "fsn engines built, else 1); a configuration not built yet is built first")
 
 
 def _extractor(kind: str, bundle, args):
@@ -50,7 +55,8 @@ def _extractor(kind: str, bundle, args):
     from fashionsearchnet.runtime.extractor import FeatureExtractor
 
     try:
-        return FeatureExtractor(bundle, backend=kind, threads=args.threads), None
+        return FeatureExtractor(bundle, backend=kind, threads=args.threads, max_batch=getattr(args, "max_batch", None),
+                                opt_batch=getattr(args, "opt_batch", None)), None
     except FSNError as e:
         return None, str(e)
 
@@ -63,6 +69,9 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--threads", str(args.threads)]
     if args.checkpoint:
         parts += ["--checkpoint", args.checkpoint]
+    for flag in ("max_batch", "opt_batch"):
+        if getattr(args, flag, None) is not None:
+            parts += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
@@ -109,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise UsageError(f"--warmup {args.warmup}: give 0 or more runs")
     check_threads(args.threads)  # here too: the torch rows do not go through ONNX Runtime's check
+    if args.max_batch is not None and args.max_batch < 1 or args.opt_batch is not None and (
+            args.opt_batch < 1 or args.max_batch is not None and args.opt_batch > args.max_batch):
+        raise UsageError(f"--max-batch {args.max_batch} / --opt-batch {args.opt_batch}: need 1 <= opt <= max")
     if args.image_size < 8:
         raise UsageError(f"--image-size {args.image_size}: give at least 8 pixels")
     try:

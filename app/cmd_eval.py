@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table
-    from fashionsearchnet.gallery.evaluate import evaluate_bundle, is_bundle
+    from fashionsearchnet.evaluation.bundle import evaluate_bundle, is_bundle
 
     protocols = tuple(x.strip() for x in args.protocols.split(",")) if args.protocols else PROTOCOLS
     bad = [x for x in protocols if x not in PROTOCOLS + EXTRA_PROTOCOLS]
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         methods = list(dict.fromkeys(canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()))
     dataset = load_dataset(args.data)
-    if is_bundle(args.run):  # a bundle folder: runtime features + gallery search (no torch)
+    if is_bundle(args.run):  # a bundle folder: runtime features + exact search (no torch)
         result = evaluate_bundle(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
                                  backend=args.backend, bars=lambda n, d: bar(n, d, "img"),
                                  region_weight=args.region_weight)

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.data.preprocess import read_image
     from fashionsearchnet.errors import GalleryError
     from fashionsearchnet.gallery.gallery import Gallery
-    from fashionsearchnet.gallery.scoring import FeatureTable, Request
+    from fashionsearchnet.search.table import FeatureTable
+    from fashionsearchnet.search.request import Request
 
     g = Gallery.open(args.gallery)
     request = Request.parse(args.set, g.schema)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         g.check_bundle(bundle)
         with FeatureExtractor(bundle, backend=args.backend) as fx:
             f = fx.extract([args.query], batch_size=1)
-        query = FeatureTable(f.attr_reps, f.region_reps, f.probs)
+        query = f.to_table()
         qimage, qboxes = read_image(args.query), normalized_boxes(f.attr_boxes, f.aams.shape[-2:])[0]
         qpred = f.predicted[0]
     elif not known:

@@ -8,7 +8,7 @@ import logging
 
 from fashionsearchnet.app.argtypes import stage_epochs
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
+from fashionsearchnet.search.params import DEFAULT_REGION_WEIGHT
 from fashionsearchnet.training.triplets import GLOBAL_NEGATIVES  # numpy only: no torch at parse time
 
 log = logging.getLogger(__name__)

@@ -339,6 +339,7 @@ def run_examples(out: Path, cfg: DemoConfig) -> tuple[Any, Any, list[Example]]:
     from fashionsearchnet.app.gallery_backend import GalleryBackend
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.data.preprocess import read_image
+    from fashionsearchnet.search.request import Request
 
     ds = load_dataset(out / "data")
     backend = GalleryBackend(out / "gallery", backend="ort")
@@ -347,7 +348,7 @@ def run_examples(out: Path, cfg: DemoConfig) -> tuple[Any, Any, list[Example]]:
     for ex in examples:
         t0 = time.perf_counter()
         query = read_image(ex.query) if Path(ex.query).is_absolute() else ex.query
-        ex.answer = backend.search(query, ex.sets, [], cfg.k)
+        ex.answer = backend.search(query, Request.parse(ex.sets, backend.schema), [], cfg.k)
         ex.took_ms = (time.perf_counter() - t0) * 1e3
     return ds, backend, examples
 

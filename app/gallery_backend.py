@@ -18,6 +18,7 @@ import numpy as np
 
 from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
 from fashionsearchnet.errors import CatalogueFileError, GalleryError, ImageError
+from fashionsearchnet.search.request import Request
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +157,8 @@ class GalleryBackend:
                 self._cache.popitem(last=False)
         return info
 
-    def search(self, query: np.ndarray | str, sets: Sequence[str], filters: Sequence[str], k: int) -> Answer:
-        from fashionsearchnet.gallery.scoring import FeatureTable, Request
-
+    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
         g = self.gallery
-        request = Request.parse(list(sets), g.schema)
         if isinstance(query, str):
             row = g.row_of(query)
             item_id = g.records[row]["id"]
@@ -169,7 +167,7 @@ class GalleryBackend:
         else:
             f = self._extract(query)
             info = query_info(f, g.schema, query.shape[1], query.shape[0])
-            res = g.search(FeatureTable(f.attr_reps, f.region_reps, f.probs), request, k=k, filters=list(filters))
+            res = g.search(f.to_table(), request, k=k, filters=list(filters))
         results = []
         for r in res.results:
             d = r.to_dict()

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Sequence
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import SchemaError, UsageError
+from fashionsearchnet.search.request import Request
 from fashionsearchnet.whole_numbers import whole_number
 
 
@@ -72,56 +73,11 @@ class SearchBackend(Protocol):
     def image_path(self, item_id: str) -> Path:
         """The image file of a gallery item (GalleryError if unknown)."""
 
-    def search(self, query: bytes | str, sets: Sequence[str], filters: Sequence[str], k: int) -> Answer:
-        """Search by encoded image bytes or a gallery item id with ``["attr=value", "region:attr=value"]``."""
+    def search(self, query: bytes | str, request: Request, filters: Sequence[str], k: int) -> Answer:
+        """Search by encoded image bytes or a gallery item id with a parsed request (``Request.parse``)."""
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------------
-def check_sets(sets: Sequence[str], schema: Schema) -> list[tuple[str | None, str, str]]:
-    """Parse ``["attr=value", "region:attr=value"]`` -> [(region or None, attr, value)].
-
-    Raises SchemaError whose message lists the valid attributes / values / regions, UsageError when malformed.
-    """
-    out: list[tuple[str | None, str, str]] = []
-    for raw in sets:
-        text = str(raw).strip()
-        if "=" not in text:
-            raise UsageError(f"sets: {raw!r} is not attr=value or region:attr=value; "
-                             f"valid attributes: {', '.join(schema.names)}")
-        key, value = (s.strip() for s in text.split("=", 1))
-        region = None
-        if ":" in key:
-            region, key = (s.strip() for s in key.split(":", 1))
-            schema.region(region)
-            schema.region_pair_index(region, key)
-        schema.value_index(key, value)
-        out.append((region, key, value))
-    return out
-
-
-def valid_choices(sets: Sequence[str], schema: Schema) -> dict[str, list[str]] | None:
-    """For an invalid request, the valid choices at fault: {"attributes": [...]}, {"values": [...]} or
-    {"regions": [...]} (None when every entry is valid or malformed beyond that)."""
-    for raw in sets:
-        text = str(raw).strip()
-        if "=" not in text:
-            return {"attributes": list(schema.names)}
-        key, value = (s.strip() for s in text.split("=", 1))
-        if ":" in key:
-            region, key = (s.strip() for s in key.split(":", 1))
-            regions = {r.name: r for r in schema.regions}
-            if region not in regions:
-                return {"regions": list(regions)}
-            if key not in regions[region].attributes:
-                return {"attributes": list(regions[region].attributes)}
-        if key not in schema.names:
-            return {"attributes": list(schema.names)}
-        values = schema.attribute(key).values
-        if value not in values:
-            return {"values": list(values)}
-    return None
-
-
 def schema_description(schema: Schema) -> dict[str, Any]:
     """The /attributes body: attributes with values, regions with askable attributes, the primary region."""
     return {
@@ -143,5 +99,5 @@ def check_k(k: Any, k_max: int) -> int:
     return kk
 
 
-__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "check_k", "check_sets",
-           "schema_description", "valid_choices", "SchemaError"]
+__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "check_k",
+           "schema_description", "SchemaError"]

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
-from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.checkpoint import Checkpoint
 from fashionsearchnet.training.extract import extract
 
@@ -34,7 +33,7 @@ def main(argv=None) -> int:
         probs = extract(ck.build_model(), ds, rows)["probs"]
         s = ck.schema
         known = ds.labels[rows] >= 0
-        ok = predicted_attributes(probs, s)[0] == ds.labels[rows]
+        ok = s.predicted(probs)[0] == ds.labels[rows]
         res[run] = {"train_rows": int(ck.train_rows),
                     **{n: 100.0 * float(ok[known[:, a], a].mean()) for a, n in enumerate(s.names)},
                     "all": 100.0 * float((ok | ~known).all(1).mean())}

@@ -19,7 +19,6 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import Task, _match, evaluate_grouped
-from fashionsearchnet.gallery.gallery import predicted_attributes
 from fashionsearchnet.training.evaluate import build_searchers
 
 from _report import command, machine, write_report
@@ -54,7 +53,7 @@ def main(argv=None) -> int:
     methods = ["attribute", *(m for m in args.methods.split(",") if m != "attribute")]
     searchers = build_searchers(args.run, ds, methods=methods)
     attribute = searchers["attribute"]  # its class probabilities give the predicted labels (no second extraction)
-    pred = predicted_attributes(attribute.features.probs, attribute.params.schema)[0]
+    pred = attribute.params.schema.predicted(attribute.features.probs)[0]
     res = evaluate_grouped(ds, searchers, "manipulation", grouper(ds, pred), ks=(1, 10, 30))
     cmd, mach = command(), machine()
     methods = list(next(iter(res.values())).keys())

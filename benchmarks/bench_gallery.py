@@ -27,7 +27,9 @@ import numpy as np
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.gallery.ann import HnswConfig
 from fashionsearchnet.gallery.gallery import BundleRef, Gallery
-from fashionsearchnet.gallery.scoring import FeatureTable, Request, SearchParams
+from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.request import Request
+from fashionsearchnet.search.table import FeatureTable
 
 from _report import command, machine, write_report
 

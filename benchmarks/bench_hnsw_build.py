@@ -28,7 +28,7 @@ from bench_gallery import synthetic, synthetic_schema  # noqa: E402
 
 from fashionsearchnet.gallery import ann  # noqa: E402
 from fashionsearchnet.gallery.ann import HnswConfig  # noqa: E402
-from fashionsearchnet.gallery.scoring import global_features  # noqa: E402
+from fashionsearchnet.search.projection import global_representation  # noqa: E402
 
 
 def exact_topk_space(F: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     schema = synthetic_schema(5, 6)
     params, table = synthetic(schema, args.items, 64, 128, args.seed)
     sets = {"plain (set 0)": 0, "manipulated (set 1+color)": 1 + schema.attr_index("color")}
-    spaces = {name: global_features(table.attr_reps, params.lam, params.W, s) for name, s in sets.items()}
+    spaces = {name: global_representation(table.attr_reps, params.lam, params.W, s) for name, s in sets.items()}
     rng = np.random.default_rng(args.seed + 1)
     qrows = rng.choice(args.items, args.queries, replace=False)
     truth = {name: exact_topk_space(F, F[qrows], args.k) for name, F in spaces.items()}
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         total = 0.0
         for name, s in sets.items():
             t0 = time.perf_counter()
-            F = global_features(table.attr_reps, params.lam, params.W, s)  # the projection is part of a build
+            F = global_representation(table.attr_reps, params.lam, params.W, s)  # the projection is part of a build
             idx = ann.new_index(F.shape[1], args.items, cfg)
             ann.add(idx, F, np.arange(args.items))
             total += time.perf_counter() - t0

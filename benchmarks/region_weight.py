@@ -22,7 +22,8 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import _two_tone, evaluate, evaluate_grouped
-from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
+from fashionsearchnet.search.exact import ExactSearcher
+from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.training.evaluate import method_features
 
 from _report import command, machine, write_report
@@ -46,8 +47,7 @@ def validation_split(ds, query_fraction: float, max_rows: int, seed: int):
 
 def searchers_for(run: Path, ds, weights, device: str):
     rows = np.union1d(ds.indices("gallery"), ds.indices("query"))
-    feats, model, meta = method_features(run, "fsn", ds, rows, device)
-    table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=feats["region_reps"], probs=feats["probs"])
+    table, model, meta = method_features(run, "fsn", ds, rows, device)
     base = dict(schema=meta["schema"], prototypes=meta["prototypes"], lam=model.lam.detach().cpu().numpy(),
                 W=model.W.detach().cpu().numpy())
     out = {"fsn": ExactSearcher(SearchParams(**base, region_weight=meta["region_weight"]), table, method="fsn")}

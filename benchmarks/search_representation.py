@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/search_representation.py --run RUN --data DATA --out benchmarks/results/NAME
 
 A diagnostic of the fsn (and no_aam) search space on one catalogue, every variant through the same protocol
-module and the same exact search (gallery/scoring.py):
+module and the same exact search (search/exact.py):
 
 * ``<m>``: the method as trained: attribute representations (fc10_a), prototype substitution, learned
   lambda / W global representation (eq. 7), as ``fsn eval`` reports it;
@@ -27,7 +27,9 @@ from _report import command, machine, write_report
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import evaluate, markdown_table
-from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
+from fashionsearchnet.search.exact import ExactSearcher
+from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.evaluate import find_methods, method_features
 
 
@@ -35,10 +37,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def variants(method: str, feats: dict[str, np.ndarray], model, meta: dict) -> dict[str, ExactSearcher]:
+def variants(method: str, table: FeatureTable, model, meta: dict) -> dict[str, ExactSearcher]:
     """The searchers of one trained method (module docstring)."""
     schema, protos = meta["schema"], [np.asarray(p, np.float32) for p in meta["prototypes"]]
-    table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=feats["region_reps"], probs=feats["probs"])
     if method == "attribute":
         params = SearchParams(schema, protos, model.lam.detach().numpy(), model.W.detach().numpy())
         return {"attribute": ExactSearcher(params, table, "attribute")}

@@ -26,7 +26,9 @@ from _report import command, machine, write_report
 
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.evaluation.protocol import evaluate, markdown_table
-from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
+from fashionsearchnet.search.exact import ExactSearcher
+from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, Checkpoint
 from fashionsearchnet.training.config import TrainConfig
 from fashionsearchnet.training.evaluate import method_features
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         ds = train_data if path == args.data else load_dataset(path)
         rows = np.union1d(ds.indices("gallery"), ds.indices("query"))
         feats, _, meta = method_features(args.run, "fsn", ds, rows)
-        table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=None, probs=feats["probs"])
+        table = FeatureTable(attr_reps=feats.attr_reps, region_reps=None, probs=feats.probs)
         searchers = {label: ExactSearcher(SearchParams(meta["schema"], meta["prototypes"], lam, W,
                                                        meta["region_weight"]), table, "fsn")
                      for label, (lam, W) in lam_w.items()}
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             searchers["attribute (reference)"] = ExactSearcher(
                 SearchParams(am["schema"], am["prototypes"], lam_w["fsn (stored with the run)"][0],
                              lam_w["fsn (stored with the run)"][1], am["region_weight"]),
-                FeatureTable(attr_reps=af["attr_reps"], region_reps=None, probs=af["probs"]), "attribute")
+                FeatureTable(attr_reps=af.attr_reps, region_reps=None, probs=af.probs), "attribute")
         results[name] = evaluate(ds, searchers, protocols=protocols)
     out = {"command": command(), "machine": machine(f"torch {torch.__version__}"), "run": str(args.run),
            "epochs": args.epochs, "seed": args.seed,

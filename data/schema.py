@@ -16,11 +16,28 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from fashionsearchnet.errors import SchemaError
 
 SCHEMA_FORMAT = 1
+
+
+def class_offsets(num_classes: Sequence[int]) -> tuple[int, ...]:
+    """Start of each attribute's block in the concatenated class probabilities, and the total: (A+1,)."""
+    return tuple(int(x) for x in np.cumsum((0, *num_classes)))
+
+
+def block_argmax(probs: np.ndarray, num_classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute block of ``probs`` (N, sum C_a): arg-max value index (N, A) int64 and its probability
+    (N, A) float32 (the first of equal maxima)."""
+    offs = class_offsets(num_classes)
+    probs = np.asarray(probs)
+    idx = np.stack([probs[:, offs[a]:offs[a + 1]].argmax(1) for a in range(len(offs) - 1)], 1)
+    conf = np.stack([probs[:, offs[a]:offs[a + 1]].max(1) for a in range(len(offs) - 1)], 1)
+    return idx.astype(np.int64), conf.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,35 @@ class Schema:
     @property
     def num_classes(self) -> tuple[int, ...]:
         return tuple(len(a.values) for a in self.attributes)
+
+    @property
+    def class_offsets(self) -> tuple[int, ...]:
+        """Start of each attribute's block in the concatenated class probabilities, and the total: (A+1,)."""
+        return class_offsets(self.num_classes)
+
+    def predicted(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arg-max value index (N, A) int64 and its probability (N, A) float32 per attribute."""
+        return block_argmax(probs, self.num_classes)
+
+    def predicted_values(self, probs: np.ndarray) -> list[dict[str, tuple[str, float]]]:
+        """Per image {attribute: (arg-max value, its probability)}."""
+        idx, conf = self.predicted(probs)
+        return [{a.name: (a.values[i], c) for a, i, c in zip(self.attributes, row_i, row_c)}
+                for row_i, row_c in zip(idx.tolist(), conf.tolist())]
+
+    def difference(self, other: "Schema", regions: bool = True) -> str | None:
+        """First difference from ``other`` in words (attributes, values, then the region linkage unless
+        ``regions`` is False), or None when they are the same."""
+        if self.names != other.names:
+            return f"attributes {list(self.names)} vs {list(other.names)}"
+        for x, y in zip(self.attributes, other.attributes):
+            if x.values != y.values:
+                extra = [v for v in y.values if v not in x.values]
+                what = f"values {extra} are new" if extra else f"values {list(x.values)} vs {list(y.values)}"
+                return f"attribute {x.name!r}: {what}"
+        if regions and self.regions != other.regions:
+            return f"regions {[r.name for r in self.regions]} vs {[r.name for r in other.regions]} (or their linkage)"
+        return None
 
     def attr_index(self, name: str) -> int:
         for i, a in enumerate(self.attributes):

@@ -17,7 +17,7 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.gallery.scoring import Request
+from fashionsearchnet.search.request import Request
 
 
 def noisy_labels(labels: np.ndarray, n_values: Sequence[int], error: float, rng: np.random.Generator) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.gallery.scoring import Request  # one request type for every searcher
+from fashionsearchnet.search.request import Request  # one request type for every searcher
 from fashionsearchnet.whole_numbers import whole_number
 
 KS = (1, 5, 10, 20, 30, 50)

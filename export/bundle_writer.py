@@ -18,7 +18,7 @@ import torch
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
+from fashionsearchnet.search.params import DEFAULT_REGION_WEIGHT
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import check_parity
 from fashionsearchnet.export.quantize import CalibrationSet, quantize_backbone

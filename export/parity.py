@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashionsearchnet.data.schema import block_argmax, class_offsets
 from fashionsearchnet.errors import ParityError
 from fashionsearchnet.export.graphs import BACKBONE_OUT, HEADS_OUT
 from fashionsearchnet.training.model import REGION_CONFIDENCE
@@ -48,16 +49,14 @@ def random_boxes(rng: np.random.Generator, batch: int, k: int, h: int, w: int) -
 
 def top_class_agreement(probs_a: np.ndarray, probs_b: np.ndarray, num_classes: list[int]) -> np.ndarray:
     """(B, A) bool: whether each attribute's arg-max class is the same in both concatenated probability rows."""
-    offs = np.concatenate([[0], np.cumsum(num_classes)]).astype(int)
-    return np.stack([np.argmax(probs_a[:, offs[a]:offs[a + 1]], 1) == np.argmax(probs_b[:, offs[a]:offs[a + 1]], 1)
-                     for a in range(len(num_classes))], 1)
+    return block_argmax(probs_a, num_classes)[0] == block_argmax(probs_b, num_classes)[0]
 
 
 def region_class_set_agreement(probs_a: np.ndarray, probs_b: np.ndarray, num_classes: list[int],
                                 region_sources: list[list[int]], threshold: float = REGION_CONFIDENCE) -> np.ndarray:
     """(B, R) bool: whether the classes above ``threshold`` of every source attribute of each region (attribute
     indices in ``region_sources``) are the same in both concatenated probability rows."""
-    offs = np.concatenate([[0], np.cumsum(num_classes)]).astype(int)
+    offs = class_offsets(num_classes)
     same = (probs_a > threshold) == (probs_b > threshold)  # (B, sum C)
     per_attr = np.stack([same[:, offs[a]:offs[a + 1]].all(1) for a in range(len(num_classes))], 1)  # (B, A)
     if not region_sources:

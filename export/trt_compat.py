@@ -5,7 +5,8 @@ Checks: opset range, every operator (``export/trt_ops.py``), restrictions that m
 no MaxRoiPool, RoiAlign needs the plugin) and static shapes except the batch axis on inputs and outputs.
 INT8 (QDQ) graphs: a Conv weight may be a DequantizeLinear of an initializer (TensorRT's explicit quantisation
 pattern); QuantizeLinear/DequantizeLinear need constant scales and zero points that are 0 (TensorRT supports
-symmetric quantisation only).
+symmetric quantisation only), and every DequantizeLinear input must be of a type TensorRT dequantises (int8,
+int4, fp8, fp4: an int32 input, ONNX Runtime's quantised bias, is rejected by the parser).
 Needs the ``onnx`` package (export side), no torch.
 """
 from __future__ import annotations
@@ -51,6 +52,35 @@ def _qdq_problems(n, where: str, consts: set[str], inits: dict) -> list[str]:
     return out
 
 
+def _dtypes(graph) -> dict[str, int]:
+    """Known element types (TensorProto enums) of named tensors: initializers, value_info, inputs/outputs, and
+    QuantizeLinear outputs (the zero point's type, uint8 when it has none: the ONNX default)."""
+    out = {vi.name: vi.type.tensor_type.elem_type for vi in list(graph.value_info) + list(graph.input) + list(graph.output)
+           if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type}
+    out.update({i.name: i.data_type for i in graph.initializer})
+    for n in graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = a.t.data_type
+    for n in graph.node:
+        if n.op_type == "QuantizeLinear" and n.output[0] not in out:
+            out[n.output[0]] = out.get(n.input[2], 0) if len(n.input) > 2 and n.input[2] else 2
+    return out
+
+
+def _dq_input_problem(n, where: str, dtypes: dict[str, int]) -> str | None:
+    """A DequantizeLinear whose input TensorRT cannot dequantise (int32 = a quantised bias, uint8, ...)."""
+    t = dtypes.get(n.input[0])
+    if not t or t in trt_ops.DQ_INPUT_DTYPES:
+        return None
+    name = trt_ops.ONNX_DTYPE_NAMES.get(t, f"ONNX dtype {t}")
+    fix = ("a quantised bias: quantise with extra option QuantizeBias=False so biases stay float"
+           if t == 6 else "quantise to signed int8 (QuantType.QInt8)")
+    return (f"{where}: input {n.input[0]!r} is {name}; TensorRT dequantises only "
+            f"{'/'.join(trt_ops.DQ_INPUT_DTYPES.values())} ({fix})")
+
+
 def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatReport:
     """Check one ONNX file; returns a report whose ``problems`` name the node, operator and fix."""
     import onnx
@@ -67,6 +97,7 @@ def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatR
     inits = {i.name: i for i in g.initializer}
     # outputs of DequantizeLinear(initializer): constant weights in TensorRT's explicit quantisation
     dq_consts = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in consts}
+    dtypes = _dtypes(g)
     shapes = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
     # Function-based models (local functions) would hide operators: inline view of top-level nodes only.
     if model.functions:
@@ -90,6 +121,10 @@ def check_graph(path: str | Path, batch_axis_name: str | None = None) -> CompatR
                 rep.problems.append(f"{where}: GridSample on a {rank}-D input; TensorRT supports 4-D only")
         if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
             rep.problems.extend(_qdq_problems(n, where, consts, inits))
+        if n.op_type == "DequantizeLinear":
+            bad = _dq_input_problem(n, where, dtypes)
+            if bad:
+                rep.problems.append(bad)
         if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1 and n.input[1] not in consts | dq_consts:
             rep.problems.append(f"{where}: weights {n.input[1]!r} are not an initializer; TensorRT needs constant weights")
         if n.op_type in ("Slice", "Squeeze", "Unsqueeze") and opset >= 13:

@@ -40,3 +40,11 @@ NEEDS_PLUGIN: dict[str, str] = {"RoiAlign": "ROIAlign_TRT (load libnvinfer_plugi
 
 # Only these ONNX dtypes may appear on graph inputs/outputs for the engines we build (TensorProto enums).
 IO_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64"}
+
+# Input dtypes TensorRT's DequantizeLinear takes (TensorProto enums). TensorRT quantises symmetrically to INT8,
+# INT4 (weights), FP8E4M3 and FP4E2M1 ("Working with Quantized Types", TensorRT 10/11 docs); UINT8 "cannot be
+# used to represent quantized floating-point values" (tensorrt.DataType), and an INT32 input (ONNX Runtime's
+# quantised bias, QuantizeBias=True) is rejected by the parser.
+DQ_INPUT_DTYPES = {3: "int8", 22: "int4", 17: "float8e4m3fn", 23: "float4e2m1"}
+ONNX_DTYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16", 16: "bfloat16",
+                    17: "float8e4m3fn", 22: "int4", 23: "float4e2m1"}

@@ -33,6 +33,16 @@ class UsageError(FSNError):
     """A command-line argument or API argument is out of range."""
 
 
+class RequestError(SchemaError, UsageError):
+    """A search request (``attr=value`` / ``region:attr=value``) is malformed, names something the schema lacks,
+    or asks one attribute twice. ``entry`` is the entry at fault; ``valid`` the valid choices at fault
+    ({"attributes": [...]}, {"values": [...]} or {"regions": [...]}; None for a value asked twice)."""
+
+    def __init__(self, message: str, entry: str = "", valid: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.entry, self.valid = entry, valid
+
+
 class CheckpointError(FSNError):
     """A training run / checkpoint is missing, corrupt, or was trained on another schema."""
 

@@ -1,8 +1,10 @@
 """Small file helpers shared by every writer and reader: checksums and durable directory updates."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import secrets
 from pathlib import Path
 from typing import Mapping
 
@@ -20,14 +22,23 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file via a temporary file + fsync + rename: a crash leaves the old file or the new one."""
+    """Write a file via a temporary file + fsync + rename: a crash leaves the old file or the new one.
+
+    The temporary file's name is unique (process id + random suffix, created exclusively) so concurrent writers of
+    one path never share it; the rename makes the last writer's complete file win. Permissions follow the umask."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

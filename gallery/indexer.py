@@ -24,7 +24,7 @@ from fashionsearchnet.errors import GalleryError
 from fashionsearchnet.gallery import store
 from fashionsearchnet.gallery.ann import HnswConfig
 from fashionsearchnet.gallery.gallery import BundleRef, Gallery
-from fashionsearchnet.gallery.scoring import FeatureTable, SearchParams
+from fashionsearchnet.search.table import FeatureTable
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,6 @@ def normalized_boxes(attr_boxes: np.ndarray, map_hw: tuple[int, int]) -> np.ndar
     return ((attr_boxes + np.array([0, 0, 1, 1], np.float32)) / np.array([w, h, w, h], np.float32)).astype(np.float32)
 
 
-def search_params(bundle: Any) -> SearchParams:
-    """The gallery's SearchParams from a runtime Bundle (region_weight from the manifest, default 0.3)."""
-    return bundle.params
-
-
 def _plan_key(bundle_sha: str, records: list[dict[str, Any]], batch_size: int) -> str:
     h = hashlib.sha256(bundle_sha.encode())
     h.update(str(batch_size).encode())
@@ -162,7 +157,7 @@ def index_catalogue(bundle_path: str | Path, data: str | Path, out: str | Path, 
     records = list_catalogue(data)
     table, boxes = extract_catalogue(bundle, records, out / WORK, backend, batch_size, progress, on_total)
     ref = BundleRef(bundle.sha256, str(Path(bundle_path).resolve()), bundle.method)
-    g = Gallery.create(out, bundle.schema, search_params(bundle), ref, hnsw)
+    g = Gallery.create(out, bundle.schema, bundle.params, ref, hnsw)
     g.generation = None if ptr is None else int(ptr["generation"])  # --force replaces that generation
     g.add(table, records, boxes)
     g.save()

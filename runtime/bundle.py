@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import BundleError, SchemaError
 from fashionsearchnet.fileio import verify_checksums
-from fashionsearchnet.runtime.features import SearchParams
+from fashionsearchnet.search.params import PARAMS_FILE, SearchParams, load_params
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,7 @@ BUNDLE_FORMAT = "fsn-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPHS = ("backbone", "heads")
-PARAMS = "params.npz"
+PARAMS = PARAMS_FILE
 
 
 @dataclass
@@ -113,7 +111,7 @@ class Bundle:
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{mpath}: field 'preprocessing' is malformed ({type(e).__name__}: {e}); re-export "
                               "the bundle") from None
-        params = _load_params(root / PARAMS, schema, float(manifest.get("region_weight", 0.3)))
+        params = load_params(root / PARAMS, schema, manifest.get("region_weight"))
         digest = hashlib.sha256(raw).hexdigest()
         log.debug("opened bundle %s (sha256 %s, method %s)", root, digest[:12], manifest["method"])
         return cls(root, manifest, schema, pre, params, digest)
@@ -151,34 +149,3 @@ def _check_field_types(manifest: dict[str, Any], mpath: Path) -> None:
         raise bad("region_weight", "a number", manifest["region_weight"])
     if "precision" in manifest and not isinstance(manifest["precision"], str):
         raise bad("precision", "a string", manifest["precision"])
-
-
-def _load_params(path: Path, schema: Schema, region_weight: float) -> SearchParams:
-    """Load and check ``params.npz`` against the schema."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path}: cannot read ({e}); re-export the bundle") from None
-    A = len(schema.attributes)
-    protos = []
-    for a, attr in enumerate(schema.attributes):
-        key = f"prototypes_{a}"
-        if key not in arrays:
-            raise BundleError(f"{path}: array {key!r} (attribute {attr.name!r}) is missing; re-export the bundle")
-        p = arrays[key].astype(np.float32)
-        if p.ndim != 2 or p.shape[0] != len(attr.values):
-            raise BundleError(
-                f"{path}: {key} has shape {p.shape}, expected ({len(attr.values)}, D) for attribute {attr.name!r}"
-            )
-        protos.append(p)
-    for key in ("lam", "W"):
-        if key not in arrays:
-            raise BundleError(f"{path}: array {key!r} is missing; re-export the bundle")
-    lam, W = arrays["lam"].astype(np.float32), arrays["W"].astype(np.float32)
-    D = protos[0].shape[1]
-    if lam.shape != (A + 1, A):
-        raise BundleError(f"{path}: lam has shape {lam.shape}, expected ({A + 1}, {A})")
-    if W.ndim != 3 or W.shape[:2] != (A + 1, A * D):
-        raise BundleError(f"{path}: W has shape {W.shape}, expected ({A + 1}, {A * D}, G)")
-    return SearchParams(schema, protos, lam, W, region_weight)

@@ -19,7 +19,8 @@ from fashionsearchnet.errors import UsageError
 from fashionsearchnet.runtime import roi
 from fashionsearchnet.runtime.backends import Backend, select_backend
 from fashionsearchnet.runtime.bundle import Bundle
-from fashionsearchnet.runtime.features import global_representation
+from fashionsearchnet.search.projection import global_representation
+from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.runtime.images import ImageInput, load_rgb
 
 log = logging.getLogger(__name__)
@@ -53,29 +54,19 @@ class Features:
         s = np.concatenate([self.box_scale, self.box_scale], axis=1)[:, None, :]
         return (b + np.array([0, 0, 1, 1], np.float32)) * s
 
-
-def predicted_attributes(probs: np.ndarray, schema) -> list[dict[str, tuple[str, float]]]:
-    """Arg-max value and its probability per attribute, per image."""
-    offs = np.concatenate([[0], np.cumsum(schema.num_classes)]).astype(int)
-    out = []
-    for row in probs:
-        d = {}
-        for a, attr in enumerate(schema.attributes):
-            block = row[offs[a]:offs[a + 1]]
-            i = int(np.argmax(block))
-            d[attr.name] = (attr.values[i], float(block[i]))
-        out.append(d)
-    return out
+    def to_table(self) -> FeatureTable:
+        """The features a search reads (attribute and region representations, class probabilities)."""
+        return FeatureTable(self.attr_reps, self.region_reps, self.probs)
 
 
 class FeatureExtractor:
     """``with FeatureExtractor(bundle_path, backend="auto") as fx: feats = fx.extract(images)``."""
 
     def __init__(self, bundle: str | Path | Bundle, backend: str | Backend = "auto", threads: int | None = None,
-                 max_batch: int = 64):
+                 max_batch: int | None = None, opt_batch: int | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         self.backend = backend if isinstance(backend, Backend) else select_backend(
-            backend, self.bundle, threads=threads, max_batch=max_batch)
+            backend, self.bundle, threads=threads, max_batch=max_batch, opt_batch=opt_batch)
         self.schema = self.bundle.schema
         self.pre = self.bundle.preprocessing
         self.thresh = float(self.bundle.roi.get("aam_threshold", roi.DEFAULT_THRESH))
@@ -158,7 +149,7 @@ class FeatureExtractor:
         self.last_timings = {k: t.get(k, 0.0) for k in STAGES}
         return Features(
             attr_reps=cat["attr_reps"], region_reps=cat["region_reps"], probs=cat["probs"],
-            predicted=predicted_attributes(cat["probs"], self.schema),
+            predicted=self.schema.predicted_values(cat["probs"]),
             attr_boxes=cat["boxes"][:, :A], region_boxes=cat["boxes"][:, A:], box_scale=np.concatenate(scales, 0),
             aams=cat["aams"], region_maps=cat["region_maps"], global_reps=cat["global_reps"],
             timings_ms=dict(self.last_timings),

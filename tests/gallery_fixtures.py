@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from fashionsearchnet.data.schema import Schema
-from fashionsearchnet.gallery.scoring import FeatureTable, SearchParams
+from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.table import FeatureTable
 
 SCHEMA_DICT = {
     "attributes": [

@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo, check_sets
+from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
+from fashionsearchnet.search.request import Request
 from fashionsearchnet.data.synth import synthetic_schema
 from fashionsearchnet.errors import GalleryError
 
@@ -74,7 +75,7 @@ class FakeBackend:
                 return self.root / it["id"]
         raise GalleryError(f"{self.root}: no item {item_id!r} in the gallery")
 
-    def search(self, query: np.ndarray | str, sets: Sequence[str], filters: Sequence[str], k: int) -> Answer:
+    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
         with self._count_lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -95,7 +96,7 @@ class FakeBackend:
                 attrs = {a.name: a.values[0] for a in self.schema.attributes}
                 attrs["color"] = color
             shown = dict(attrs)
-            for _region, attr, value in check_sets(sets, self.schema):
+            for _region, attr, value in request.entries():
                 attrs[attr] = value
             cand = [r for r in self._filter(filters) if r != row]
             dist = {r: float(sum(self.items[r]["attrs"][a] != v for a, v in attrs.items())) for r in cand}

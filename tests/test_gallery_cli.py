@@ -13,7 +13,9 @@ from fashionsearchnet.app.cli import main
 from fashionsearchnet.errors import GalleryError
 from fashionsearchnet.gallery.gallery import Gallery
 from fashionsearchnet.gallery.indexer import index_catalogue, list_catalogue
-from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, Request
+from fashionsearchnet.search.exact import ExactSearcher
+from fashionsearchnet.search.request import Request
+from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.runtime.bundle import Bundle
 from fashionsearchnet.runtime.extractor import FeatureExtractor
 

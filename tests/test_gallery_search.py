@@ -9,7 +9,9 @@ from gallery_fixtures import make_gallery, random_table, records
 from fashionsearchnet.errors import GalleryError, SchemaError, UsageError
 from fashionsearchnet.gallery.ann import HnswConfig
 from fashionsearchnet.gallery.gallery import Gallery
-from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, Request
+from fashionsearchnet.search.exact import ExactSearcher
+from fashionsearchnet.search.request import Request
+from fashionsearchnet.search.table import FeatureTable
 
 
 def test_open_roundtrip_and_item_query(tmp_path):
@@ -76,7 +78,7 @@ def test_ann_matches_exact_on_a_few_thousand_items(tmp_path):
 
 def test_region_requests_on_a_large_gallery_are_approximate_and_match_exact(tmp_path, monkeypatch):
     """fsn_region above REGION_EXACT_BELOW: set-0 candidates re-scored exactly; same rows and distances as exact."""
-    import fashionsearchnet.gallery.gallery as gmod
+    import fashionsearchnet.gallery.planner as gmod
 
     monkeypatch.setattr(gmod, "REGION_EXACT_BELOW", 2000)  # a 3000-item gallery counts as large
     g, t = make_gallery(tmp_path / "g", n=3000, D=16, G=32, save=False, hnsw=HnswConfig(), structured=True)
@@ -151,7 +153,7 @@ def test_unknown_item_region_and_empty_gallery(tmp_path):
 
 
 def test_filter_strategies_exact_for_few_kept_rows_post_filter_otherwise(tmp_path, monkeypatch):
-    import fashionsearchnet.gallery.gallery as gmod
+    import fashionsearchnet.gallery.planner as gmod
 
     monkeypatch.setattr(gmod, "EXACT_BELOW", 10)  # so that the fraction rule decides on a small gallery
     g, t = make_gallery(tmp_path / "g", n=3000, D=8, G=16, save=False, hnsw=HnswConfig(), structured=True)

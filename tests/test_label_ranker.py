@@ -72,7 +72,7 @@ def test_exact_labels_find_every_target_first_and_noise_costs_top1():
 def test_denser_galleries_leave_less_at_top_k():
     """The same request and target, once among 1 near miss and once among 60: the noisy ranker keeps the target
     in its Top-5 far less often in the dense gallery."""
-    from fashionsearchnet.gallery.scoring import Request
+    from fashionsearchnet.search.request import Request
 
     def top5(near_misses):  # target (r, s, n) is row 0; near misses (r, l, n) differ in shape only
         rows = [("gallery", 0, 0, 0)] + [("gallery", 0, 1, 0)] * near_misses + [("gallery", 2, 1, 1)] * 20
@@ -86,7 +86,7 @@ def test_denser_galleries_leave_less_at_top_k():
 
 
 def test_region_requests_are_refused():
-    from fashionsearchnet.gallery.scoring import Request
+    from fashionsearchnet.search.request import Request
 
     ds = _dataset([("gallery", 0, 0, 0), ("query", 1, 0, 0)])
     with pytest.raises(UsageError, match="image-level"):

@@ -1,13 +1,13 @@
-"""A kiosk installs numpy, OpenCV, ONNX Runtime and hnswlib only: runtime/, gallery/, data/, evaluation/ and the
-kiosk-side CLI commands must import (every submodule) with torch and onnx blocked."""
+"""A kiosk installs numpy, OpenCV, ONNX Runtime and hnswlib only: runtime/, gallery/, data/, search/, evaluation/ and
+the kiosk-side CLI commands must import (every submodule) with torch and onnx blocked."""
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
 
-KIOSK_PACKAGES = ["fashionsearchnet.runtime", "fashionsearchnet.gallery", "fashionsearchnet.data",
-                  "fashionsearchnet.evaluation", "fashionsearchnet.app.server"]
+KIOSK_PACKAGES = ["fashionsearchnet.search", "fashionsearchnet.runtime", "fashionsearchnet.gallery",
+                  "fashionsearchnet.data", "fashionsearchnet.evaluation", "fashionsearchnet.app.server"]
 KIOSK_COMMANDS = ["synth", "convert", "index", "search", "serve", "eval"]
 
 CODE = textwrap.dedent("""

@@ -16,7 +16,7 @@ import pytest
 import gallery_fixtures
 from fashionsearchnet.errors import GalleryError
 from fashionsearchnet.gallery.gallery import Gallery
-from fashionsearchnet.gallery.scoring import Request
+from fashionsearchnet.search.request import Request
 
 
 @pytest.fixture()
@@ -114,8 +114,8 @@ def test_search_and_serve_backend_on_read_only_gallery_and_bundle(tmp_path, tmp_
     backend = GalleryBackend(ro / "gal", bundle=ro / "bundle", backend="ort")
     backend.load()
     try:
-        answer = backend.search(read_image(ro / "cat" / "2.jpg"), ["color=red"], [], 3)
+        answer = backend.search(read_image(ro / "cat" / "2.jpg"), Request.parse(["color=red"], backend.schema), [], 3)
         assert len(answer.results) == 3 and np.isfinite([x["distance"] for x in answer.results]).all()
-        assert len(backend.search("1.jpg", [], [], 2).results) == 2
+        assert len(backend.search("1.jpg", Request.parse([], backend.schema), [], 2).results) == 2
     finally:
         backend.close()

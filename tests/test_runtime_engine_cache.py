@@ -22,7 +22,7 @@ def _key(**kw):
 
 
 def _cache(tmp_path, key, graph="backbone", payload=b"engine-bytes"):
-    eng, _ = ec.engine_paths(tmp_path, graph, key.precision)
+    eng, _ = ec.engine_paths(tmp_path, graph, key)
     eng.write_bytes(payload)
     ec.write_sidecar(tmp_path, graph, key, sha256_file(eng))
     return eng
@@ -49,13 +49,23 @@ def test_no_engine_means_build_and_same_key_means_use(tmp_path):
     {"plat": "Linux-x86_64"},
 ])
 def test_other_gpu_trt_graph_or_profile_is_stale(tmp_path, change):
-    _cache(tmp_path, _key())
-    assert ec.lookup(tmp_path, "backbone", _key(**change), sha256_file)[0] == "stale"
+    """A sidecar recording another key under this configuration's file name is stale."""
+    eng = _cache(tmp_path, _key(**change))
+    eng_here, side_here = ec.engine_paths(tmp_path, "backbone", _key())
+    if eng != eng_here:  # the configuration is in the file name: put the other one's files under this name
+        eng.rename(eng_here)
+        eng.with_suffix(".json").rename(side_here)
+    assert ec.lookup(tmp_path, "backbone", _key(), sha256_file)[0] == "stale"
 
 
 def test_gpu_name_alone_does_not_invalidate(tmp_path):
-    _cache(tmp_path, _key())
-    assert ec.lookup(tmp_path, "backbone", _key(gpu="Jetson AGX Orin 64GB"), sha256_file)[0] == "use"
+    """The name is in the file name (another GPU model: another file), but a sidecar differing only in the
+    name is not stale: compute capability + TensorRT decide validity."""
+    eng = _cache(tmp_path, _key())
+    side = json.loads(eng.with_suffix(".json").read_text())
+    side["key"]["gpu"] = "Jetson AGX Orin 64GB"
+    eng.with_suffix(".json").write_text(json.dumps(side))
+    assert ec.lookup(tmp_path, "backbone", _key(), sha256_file)[0] == "use"
 
 
 def test_changed_engine_file_is_stale(tmp_path):
@@ -70,17 +80,21 @@ def test_precision_selects_another_file(tmp_path):
 
 
 def test_stale_error_names_fields_and_fix(tmp_path):
-    _cache(tmp_path, _key())
-    err = ec.stale_error(tmp_path, "backbone", _key(compute_capability=(9, 0), tensorrt_version="11.4.0"), "/b")
+    eng = _cache(tmp_path, _key())
+    want = _key(compute_capability=(9, 0), tensorrt_version="11.4.0")
+    eng2, side2 = ec.engine_paths(tmp_path, "backbone", want)
+    eng.rename(eng2)
+    eng.with_suffix(".json").rename(side2)
+    err = ec.stale_error(tmp_path, "backbone", want, "/b")
     assert isinstance(err, EngineCacheError)
     msg = str(err)
     assert "tensorrt: 10.3.0 -> 11.4.0" in msg and "compute_capability: 8.7 -> 9.0" in msg
-    assert "fsn engines /b --fp16 --max-batch 64" in msg and "\n" not in msg
+    assert "fsn engines /b --fp16 --max-batch 64 --opt-batch 1" in msg and "\n" not in msg
 
 
 def test_sidecar_records_key(tmp_path):
     _cache(tmp_path, _key())
-    side = json.loads((tmp_path / "backbone.fp16.json").read_text())
+    side = json.loads(ec.engine_paths(tmp_path, "backbone", _key())[1].read_text())
     assert side["key"]["tensorrt"] == "10.3.0" and len(side["sha256"]) == 64
 
 

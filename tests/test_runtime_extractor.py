@@ -11,7 +11,7 @@ import pytest
 
 from fashionsearchnet.errors import BackendUnavailable, ImageError, UsageError
 from fashionsearchnet.runtime.extractor import STAGES, FeatureExtractor
-from fashionsearchnet.runtime.features import global_representation
+from fashionsearchnet.search.projection import global_representation
 
 from runtime_standin import tiny_bundle
 

@@ -1,4 +1,4 @@
-"""gallery/scoring.py against planted truths and a slow loop reference written from docs/design.md."""
+"""The search core (search/) against planted truths and a slow loop reference written from docs/design.md."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,17 +7,11 @@ import pytest
 from gallery_fixtures import random_params, random_table, reference_distance, row, schema
 
 from fashionsearchnet.errors import SchemaError, UsageError
-from fashionsearchnet.gallery.scoring import (
-    ExactSearcher,
-    exact_topk,
-    project_rows,
-    FeatureTable,
-    Request,
-    global_features,
-    image_level,
-    score,
-    topk_rows,
-)
+from fashionsearchnet.search.exact import ExactSearcher, exact_topk, topk_rows
+from fashionsearchnet.search.projection import global_representation
+from fashionsearchnet.search.request import Request, image_level
+from fashionsearchnet.search.scorers import score
+from fashionsearchnet.search.table import FeatureTable
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +63,7 @@ def test_region_request_maps_to_image_level_and_conflict_is_refused(sch):
 def test_global_features_matches_hand_loop(params):
     t = random_table(params.schema, 3)
     for s in range(params.lam.shape[0]):
-        f = global_features(t.attr_reps, params.lam, params.W, s)
+        f = global_representation(t.attr_reps, params.lam, params.W, s)
         for i in range(3):
             x = np.concatenate([t.attr_reps[i, a] * params.lam[s, a] for a in range(5)])
             np.testing.assert_allclose(f[i], x @ params.W[s], rtol=1e-5, atol=1e-5)
@@ -289,23 +283,23 @@ def test_exact_topk_equals_float64_score_and_sort(params, method, req, subset):
         assert dups == sorted(dups) and len(dups) >= 4 and list(got_d[0, :4]) == [0.0] * 4
 
 
-def test_project_rows_in_small_blocks_equals_global_features(params):
+def test_project_rows_in_small_blocks_equals_global_representation(params):
     t = random_table(params.schema, 21)  # 21 rows: two full blocks of 8 and a partial one
     for s in range(params.lam.shape[0]):
-        np.testing.assert_allclose(project_rows(t.attr_reps, params.lam, params.W, s),
-                                   global_features(t.attr_reps, params.lam, params.W, s), rtol=1e-5, atol=1e-6)
-    assert project_rows(t.attr_reps[:0], params.lam, params.W, 0).shape == (0, params.W.shape[2])
+        np.testing.assert_allclose(global_representation(t.attr_reps, params.lam, params.W, s, kernel="blocks"),
+                                   global_representation(t.attr_reps, params.lam, params.W, s), rtol=1e-5, atol=1e-6)
+    assert global_representation(t.attr_reps[:0], params.lam, params.W, 0, kernel="blocks").shape == (0, params.W.shape[2])
 
 
 def test_project_rows_of_a_row_do_not_depend_on_its_neighbours(params):
     """Bit-identical features for a row whatever subset it is projected with (a query and its candidates): the
     exact-zero distance of an image to its twin rests on this."""
     t = random_table(params.schema, 50, seed=3)
-    full = project_rows(t.attr_reps, params.lam, params.W, 0)
+    full = global_representation(t.attr_reps, params.lam, params.W, 0, kernel="blocks")
     rng = np.random.default_rng(0)
     for n in (1, 3, 7, 8, 9, 17):
         sel = rng.choice(50, n, replace=False)
-        assert np.array_equal(project_rows(t.attr_reps[sel], params.lam, params.W, 0), full[sel])
+        assert np.array_equal(global_representation(t.attr_reps[sel], params.lam, params.W, 0, kernel="blocks"), full[sel])
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1e3])

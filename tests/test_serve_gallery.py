@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fashionsearchnet.gallery.gallery import Gallery
-from fashionsearchnet.gallery.scoring import Request
+from fashionsearchnet.search.request import Request
 
 
 def _post_json(url: str, body: dict) -> tuple[int, dict]:

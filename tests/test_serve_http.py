@@ -14,6 +14,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
+from fashionsearchnet.search.request import Request  # noqa: E402
 from serve_fake_backend import PALETTE, FakeBackend  # noqa: E402
 
 
@@ -257,3 +258,23 @@ def test_model_work_is_bounded_by_the_concurrency_limit(tmp_path):
     assert statuses == [200] * 6
     assert backend.max_active == 2
     assert health.status_code == 200 and t_health < 0.9  # well before one search (1 s) is done
+
+
+def test_sets_are_parsed_once_into_a_request_and_every_mistake_names_the_entry(client):
+    seen = []
+    search = client.backend.search
+
+    def recording(query, request, filters, k):
+        seen.append(request)
+        return search(query, request, filters, k)
+
+    client.backend.search = recording
+    r = client.post("/search", json={"item_id": "images/000.png", "sets": [" sleeve : color = red", "color=blue"]})
+    assert r.status_code == 200, r.text
+    assert seen == [Request(set=(("color", "blue"),), region=(("sleeve", "color", "red"),))]
+    r = client.post("/search", json={"item_id": "images/000.png", "sets": ["color"]})
+    assert r.status_code == 422 and r.json()["error"].startswith("sets 'color': expected attr=value")
+    assert "color" in r.json()["valid"]["attributes"]
+    r = client.post("/search", json={"item_id": "images/000.png", "sets": ["color=red", "color=blue"]})
+    assert r.status_code == 422 and "asked twice" in r.json()["error"] and r.json().get("valid") is None
+    assert len(seen) == 1  # a refused request never reaches the backend

@@ -171,7 +171,9 @@ def test_resume_checks_global_negatives_and_accepts_runs_from_before_the_option(
 
 def test_eval_region_weight_override(run, data, tmp_path):
     from fashionsearchnet.evaluation.protocol import evaluate
-    from fashionsearchnet.gallery.scoring import ExactSearcher, Request, SearchParams
+    from fashionsearchnet.search.exact import ExactSearcher
+    from fashionsearchnet.search.params import SearchParams
+    from fashionsearchnet.search.request import Request
     from fashionsearchnet.training.evaluate import build_searchers
 
     ds = load_dataset(data)

@@ -6,7 +6,7 @@ import torch
 from fashionsearchnet.data.synth import synthetic_schema
 from fashionsearchnet.errors import CheckpointError
 from fashionsearchnet.runtime import roi
-from fashionsearchnet.runtime.features import global_representation as np_global
+from fashionsearchnet.search.projection import global_representation as np_global
 from fashionsearchnet.training.model import REGION_CONFIDENCE, FashionSearchNet, global_representation, roi_pool
 from fashionsearchnet.training.presets import PRESETS
 

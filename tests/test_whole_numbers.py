@@ -28,7 +28,7 @@ def test_whole_number_digit_strings(value, expected):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2.5, True])
 def test_library_checks_refuse_non_whole_numbers_with_a_usage_error(bad):
     from fashionsearchnet.app.kiosk_backend import check_k as request_k
-    from fashionsearchnet.gallery.scoring import check_k
+    from fashionsearchnet.search.exact import check_k
     from fashionsearchnet.runtime.backends.ort import check_threads
 
     with pytest.raises(UsageError, match="k = "):
@@ -40,7 +40,7 @@ def test_library_checks_refuse_non_whole_numbers_with_a_usage_error(bad):
 
 
 def test_library_checks_accept_numpy_and_whole_floats():
-    from fashionsearchnet.gallery.scoring import check_k
+    from fashionsearchnet.search.exact import check_k
     from fashionsearchnet.runtime.backends.ort import check_threads
 
     assert check_k(np.int64(5), 10) == 5 and check_k(5.0, 10) == 5

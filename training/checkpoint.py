@@ -88,23 +88,9 @@ def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def schema_mismatch(a: Schema, b: Schema) -> str | None:
-    """First difference between two schemas in words, or None when they are the same."""
-    if a.names != b.names:
-        return f"attributes {list(a.names)} vs {list(b.names)}"
-    for x, y in zip(a.attributes, b.attributes):
-        if x.values != y.values:
-            extra = [v for v in y.values if v not in x.values]
-            what = f"values {extra} unknown to the checkpoint" if extra else f"values {list(x.values)} vs {list(y.values)}"
-            return f"attribute {x.name!r}: {what}"
-    if a.region_pairs != b.region_pairs or [r.subtract for r in a.regions] != [r.subtract for r in b.regions]:
-        return f"regions {[r.name for r in a.regions]} vs {[r.name for r in b.regions]} (or their linkage)"
-    return None
-
-
 def check_schema(trained: Schema, data: Schema, where: str) -> None:
     """CheckpointError when a dataset's schema differs from the one a checkpoint was trained with."""
-    diff = schema_mismatch(trained, data)
+    diff = trained.difference(data)
     if diff:
         raise CheckpointError(f"{where}: trained on another schema ({diff}); use a dataset with the run's "
                               f"schema.json or retrain on this one")
@@ -260,6 +246,6 @@ def check_run_folder(out: Path, schema: Schema, fingerprint: dict[str, Any]) -> 
         diff = [k for k in mine["config"] if old_cfg.get(k) != mine["config"][k]]
         raise CheckpointError(f"{out}: run folder was trained with other settings ({', '.join(diff)}); "
                               f"use a new --out or the same settings to resume")
-    diff_s = schema_mismatch(Schema.from_dict(old["schema"], source=str(path)), schema)
+    diff_s = Schema.from_dict(old["schema"], source=str(path)).difference(schema)
     if diff_s:
         raise CheckpointError(f"{out}: run folder holds a run of another schema ({diff_s}); use a new --out")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.runtime.features import DEFAULT_REGION_WEIGHT
+from fashionsearchnet.search.params import DEFAULT_REGION_WEIGHT
 from fashionsearchnet.training.model import canonical_method
 from fashionsearchnet.training.presets import get_preset
 from fashionsearchnet.training.triplets import GLOBAL_NEGATIVES

@@ -1,26 +1,29 @@
 """Evaluate the trained methods of a run folder through the PyTorch reference path.
 
 Each method's features come from :func:`training.extract.extract` (backbone -> runtime/roi.py -> heads) and
-are searched with ``gallery.scoring.ExactSearcher``; every ``fsn`` run is evaluated both as ``fsn`` and as
-``fsn_region`` (section 3.4 / 4.4). Features are extracted for gallery and query rows only; the rows of the
-training split are zeros in the FeatureTable (the protocols never search them).
+are searched exactly (``search.exact.ExactSearcher``), built by evaluation/searchers.py as for a bundle: every
+``fsn`` run is evaluated both as ``fsn`` and as ``fsn_region`` (section 3.4 / 4.4); features are extracted for
+gallery and query rows only.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
+from fashionsearchnet.evaluation.searchers import Bars, eval_rows, exact_searchers
+from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, check_schema, load_run
 from fashionsearchnet.training.extract import extract
 from fashionsearchnet.training.model import METHODS
 
 log = logging.getLogger(__name__)
-Bars = Callable[[int | None, str], ContextManager[Callable[[int], None]]]
 
 
 def find_methods(run: str | Path) -> list[str]:
@@ -34,7 +37,7 @@ def find_methods(run: str | Path) -> list[str]:
 
 
 def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.ndarray, device: str = "cpu",
-                    bars: Bars | None = None) -> tuple[dict[str, np.ndarray], Any, dict[str, Any]]:
+                    bars: Bars | None = None) -> tuple[FeatureTable, Any, dict[str, Any]]:
     """(features of every dataset row, zeros outside ``rows``; model; meta) for one trained method."""
     model, meta = load_run(Path(run) / method, device=device)
     check_schema(meta["schema"], dataset.schema, str(meta["path"]))
@@ -43,31 +46,22 @@ def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.nda
     else:
         with bars(len(rows), f"{method}: features") as adv:
             feats = extract(model, dataset, rows, device=device, progress=adv)
-    full = {}
-    for k, v in feats.items():
-        arr = np.zeros((len(dataset),) + v.shape[1:], np.float32)
-        arr[rows] = v
-        full[k] = arr
-    return full, model, meta
+    part = FeatureTable(feats["attr_reps"], feats["region_reps"], feats["probs"])
+    return FeatureTable.scatter(len(dataset), rows, part), model, meta
 
 
 def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | None = None, device: str = "cpu",
                     bars: Bars | None = None, region_weight: float | None = None) -> dict[str, Any]:
     """{name: ExactSearcher} for every finished method (fsn gives fsn and fsn_region); ``region_weight``
     overrides the fsn_region down-weight stored with the run."""
-    from fashionsearchnet.gallery.scoring import ExactSearcher, FeatureTable, SearchParams
-
-    rows = np.union1d(dataset.indices("gallery"), dataset.indices("query"))
+    rows = eval_rows(dataset)
     searchers: dict[str, Any] = {}
     for m in methods or find_methods(run):
         feats, model, meta = method_features(run, m, dataset, rows, device, bars)
         params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
                               lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
                               region_weight=meta["region_weight"] if region_weight is None else region_weight)
-        table = FeatureTable(attr_reps=feats["attr_reps"], region_reps=feats["region_reps"], probs=feats["probs"])
-        names = ("fsn", "fsn_region") if m == "fsn" else (m,)
-        for name in names:
-            searchers[name] = ExactSearcher(params, table, method=name)
+        searchers.update(exact_searchers(params, feats, m))
     return searchers
 
 
@@ -75,7 +69,5 @@ def evaluate_run(run: str | Path, dataset: Dataset, protocols: Sequence[str] | N
                  max_queries: int | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
                  bars: Bars | None = None, region_weight: float | None = None) -> dict[str, dict[str, dict]]:
     """``evaluation.protocol.evaluate`` over every trained method of ``run`` on ``dataset``."""
-    from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
-
     searchers = build_searchers(run, dataset, methods, device, bars, region_weight)
     return evaluate(dataset, searchers, protocols=tuple(protocols or PROTOCOLS), seed=seed, max_queries=max_queries)

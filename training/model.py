@@ -12,12 +12,11 @@ import logging
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.data.schema import Schema, class_offsets
 from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.training.presets import Preset
 
@@ -83,7 +82,7 @@ class FashionSearchNet(nn.Module):
         self.conv7 = nn.Conv2d(ch[6], p.conv7, 3, padding=1)
         self.norms = nn.ModuleList([nn.BatchNorm2d(c) if p.batch_norm else nn.Identity() for c in p.channels])
         self.num_classes = schema.num_classes
-        self.offsets = tuple(int(x) for x in np.cumsum((0,) + self.num_classes))
+        self.offsets = class_offsets(self.num_classes)
         self.classifier = nn.Linear(p.conv7, sum(self.num_classes))  # w_a of eq. 2/3, all attributes stacked
         A = len(schema.attributes)
         pairs = schema.region_pairs

@@ -1,6 +1,6 @@
 """A /search request -> one :class:`SearchQuery` (JSON through :class:`~.models.SearchJSON`, or a multipart
-form), and an uploaded photo -> RGB within the limits. The manipulation syntax itself is checked by the
-search core's parser (``check_sets``)."""
+form), and an uploaded photo -> RGB within the limits. The manipulation syntax itself is parsed once by the
+search core (``fashionsearchnet.search.request.Request.parse``, in routes.py)."""
 from __future__ import annotations
 
 import json

@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from fashionsearchnet.app.kiosk_backend import Answer, SearchBackend, check_sets, schema_description, valid_choices
+from fashionsearchnet.app.kiosk_backend import Answer, SearchBackend, schema_description
 from fashionsearchnet.app.server.errors import ClientError
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.models import (
@@ -23,7 +23,8 @@ from fashionsearchnet.app.server.models import (
 )
 from fashionsearchnet.app.server.parsing import decode_upload, parse_search
 from fashionsearchnet.app.server.state import ServiceState
-from fashionsearchnet.errors import SchemaError
+from fashionsearchnet.errors import RequestError
+from fashionsearchnet.search.request import Request as SearchRequest
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -88,13 +89,12 @@ def build_router(backend: SearchBackend, state: ServiceState, limits: Limits) ->
         ready()
         t0 = time.perf_counter()
         q = await parse_search(request, limits)
-        schema = backend.schema
         try:
-            check_sets(q.sets, schema)
-        except SchemaError as e:
-            raise ClientError(422, str(e), valid=valid_choices(q.sets, schema)) from None
+            parsed = SearchRequest.parse(q.sets, backend.schema, source="sets")  # parsed once, here
+        except RequestError as e:
+            raise ClientError(422, str(e), valid=e.valid) from None
         query = await run(decode_upload, q.query, limits) if isinstance(q.query, bytes) else q.query
-        answer = await run(backend.search, query, q.sets, q.filters, q.k)
+        answer = await run(backend.search, query, parsed, q.filters, q.k)
         return answer_json(answer, q.sets, q.filters, time.perf_counter() - t0)
 
     @router.get("/", include_in_schema=False)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, BundleError, UsageError
+from fashionsearchnet.runtime import gpu_env
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
 from fashionsearchnet.whole_numbers import whole_number
 
@@ -87,6 +88,21 @@ def _session(ort: Any, graph: str, path: str | Path, so: Any, providers: list) -
     return s
 
 
+def preload_gpu_libraries(ort) -> None:
+    """Load the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that ``onnxruntime-gpu[cuda,cudnn]`` installs
+    (``onnxruntime.preload_dlls()``, ONNX Runtime >= 1.21), so the CUDA provider finds them without
+    LD_LIBRARY_PATH. A failure is logged; the session check below then names the provider that did not load."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        log.info("onnxruntime %s has no preload_dlls (needs >= 1.21); CUDA/cuDNN must be on the library path",
+                 ort.__version__)
+        return
+    try:
+        preload()
+    except Exception as e:  # noqa: BLE001 - any loader failure: log it, the provider check reports the outcome
+        log.warning("onnxruntime.preload_dlls() failed: %s", e)
+
+
 class OrtBackend(Backend):
     """Two ONNX Runtime sessions (backbone, heads) with IO binding between them."""
 
@@ -97,12 +113,21 @@ class OrtBackend(Backend):
         if kind not in PROVIDERS:
             raise UsageError(f"ONNX Runtime backend {kind!r}: valid: {', '.join(PROVIDERS)}")
         want = PROVIDERS[kind]
+        conflict = gpu_env.onnxruntime_conflict()
+        if conflict and kind != "ort-cpu":
+            raise BackendUnavailable(f"backend {kind}: {conflict} [{gpu_env.describe()}]")
+        if conflict:
+            log.warning("%s", conflict)
         have = ort.get_available_providers()
         if want[0] not in have:
-            hint = "" if kind == "ort-cpu" else "; install the [gpu] extra (onnxruntime-gpu) on a machine with a GPU"
+            hint = "" if kind == "ort-cpu" else (
+                "; install the [gpu-cu12] or [gpu-cu13] extra (onnxruntime-gpu with its CUDA/cuDNN libraries) "
+                f"matching the driver on a machine with a GPU (docs/deployment-gpu.md) [{gpu_env.describe()}]")
             raise BackendUnavailable(
                 f"backend {kind}: ONNX Runtime {ort.__version__} here has no {want[0]} (has {', '.join(have)}){hint}"
             )
+        if kind != "ort-cpu":
+            preload_gpu_libraries(ort)
         self.name, self.device = kind, DEVICE[kind]
         self.device_id = int(device_id)
         providers = [(p, {"device_id": self.device_id}) if p != "CPUExecutionProvider" else p for p in want]
@@ -113,7 +138,8 @@ class OrtBackend(Backend):
             if s.get_providers()[0] != want[0]:
                 raise BackendUnavailable(
                     f"backend {kind}: {p} runs on {s.get_providers()[0]}, not {want[0]} (the provider failed to "
-                    "load: check the CUDA/cuDNN/TensorRT libraries); choose another backend explicitly"
+                    f"load: check the CUDA/cuDNN/TensorRT libraries; {gpu_env.describe()}); choose another backend "
+                    "explicitly"
                 )
             self.sessions[g] = s
         self._conv5 = None  # OrtValue on self.device, produced by the last backbone()

@@ -1,9 +1,13 @@
 """TensorRT backend (TensorRT 10 and 11) with cuda-python: engines built from the bundle's ONNX graphs with an
-optimisation profile on the batch axis, cached per GPU compute capability + TensorRT version
-(``runtime/engine_cache.py``), buffers allocated once at the profile's max batch, one explicit CUDA stream,
+optimisation profile on the batch axis, cached per full build configuration (graph, TensorRT version, GPU,
+precision, max/opt batch, TF32; ``runtime/engine_cache.py``), buffers allocated once at the profile's max batch, one explicit CUDA stream,
 ``set_tensor_address`` + ``execute_async_v3``; the backbone's ``conv5`` output buffer *is* the heads' ``conv5``
 input buffer, so it never leaves the device. No global CUDA state (no pycuda.autoinit): the device is chosen
 with ``cudaSetDevice`` and everything is freed in :meth:`close`.
+
+Engines come from ``fsn engines`` or are built on first use, with the configuration (precision, max/opt
+batch, TF32) given to :func:`~fashionsearchnet.runtime.backends.select_backend`, else the one ``fsn engines``
+recorded in the cache (:func:`resolve_config`). Host staging buffers are pinned (``cudaMallocHost``).
 
 TensorRT 10 (JetPack 6): ``--fp16`` on an fp32 bundle sets ``BuilderFlag.FP16``. TensorRT 11: strongly typed
 networks, no FP16 flag; FP16 must be baked into the ONNX (``fsn export --precision fp16``); asking for FP16
@@ -11,21 +15,31 @@ on an fp32 bundle raises BackendUnavailable instead of silently building FP32.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, EngineCacheError, UsageError
-from fashionsearchnet.runtime import engine_cache
+from fashionsearchnet.runtime import engine_cache, gpu_env
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
 from fashionsearchnet.fileio import sha256_file
 from fashionsearchnet.runtime.bundle import Bundle
+from fashionsearchnet.whole_numbers import whole_number
 
 log = logging.getLogger(__name__)
 
 GRAPHS = ("backbone", "heads")
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_MAX_BATCH = 64
+
+
+def _unavailable(msg: str) -> BackendUnavailable:
+    """BackendUnavailable with the driver and CUDA runtime versions appended (what a GPU problem needs first)."""
+    return BackendUnavailable(f"{msg} [{gpu_env.describe()}]")
 
 
 def import_tensorrt():
@@ -33,9 +47,9 @@ def import_tensorrt():
     try:
         import tensorrt as trt  # noqa: PLC0415
     except ImportError:
-        raise BackendUnavailable(
-            "backend trt: the 'tensorrt' package is not installed; install the [gpu] extra on an NVIDIA machine "
-            "(or use --backend ort)"
+        raise _unavailable(
+            "backend trt: the 'tensorrt' package is not installed; install the [gpu-cu12] or [gpu-cu13] extra "
+            "matching the driver's CUDA (docs/deployment-gpu.md) on an NVIDIA machine, or use --backend ort-cpu"
         ) from None
     return trt
 
@@ -48,8 +62,9 @@ def import_cudart():
         try:
             from cuda import cudart  # type: ignore  # noqa: PLC0415
         except ImportError:
-            raise BackendUnavailable(
-                "backend trt: cuda-python is not installed; pip install 'cuda-python>=12' (the [gpu] extra)"
+            raise _unavailable(
+                "backend trt: cuda-python is not installed; install the [gpu-cu12] or [gpu-cu13] extra "
+                "(docs/deployment-gpu.md)"
             ) from None
     return cudart
 
@@ -58,7 +73,7 @@ def _check(cudart, result, what: str):
     """Unwrap a cuda-python ``(err, *values)`` tuple; raise BackendUnavailable on any CUDA error."""
     err, *vals = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise BackendUnavailable(f"backend trt: CUDA call {what} failed with {err}; check the GPU and driver")
+        raise _unavailable(f"backend trt: CUDA call {what} failed with {err}; check the GPU and driver")
     return vals[0] if len(vals) == 1 else (tuple(vals) if vals else None)
 
 
@@ -67,7 +82,7 @@ def gpu_info(device_id: int = 0) -> tuple[tuple[int, int], str]:
     cudart = import_cudart()
     n = _check(cudart, cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
     if not n or device_id >= n:
-        raise BackendUnavailable(f"backend trt: no CUDA device {device_id} (found {n or 0}); use --backend ort-cpu")
+        raise _unavailable(f"backend trt: no CUDA device {device_id} (found {n or 0}); use --backend ort-cpu")
     props = _check(cudart, cudart.cudaGetDeviceProperties(device_id), "cudaGetDeviceProperties")
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
     return (int(props.major), int(props.minor)), name
@@ -77,16 +92,53 @@ def _trt_major(trt) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
-def engine_key(bundle: Bundle, graph: str, precision: str, max_batch: int, opt_batch: int, device_id: int = 0):
+@dataclass(frozen=True)
+class BuildConfig:
+    """What an engine pair is built with: precision, optimisation profile (max/opt batch), TF32 for fp32 layers."""
+
+    precision: str
+    max_batch: int = DEFAULT_MAX_BATCH
+    opt_batch: int = 1
+    tf32: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"engine precision {self.precision!r}: valid: {', '.join(PRECISIONS)}")
+        if whole_number(self.max_batch) is None or whole_number(self.opt_batch) is None \
+                or not 1 <= self.opt_batch <= self.max_batch:
+            raise UsageError(f"--max-batch {self.max_batch} / --opt-batch {self.opt_batch}: need whole numbers "
+                             "with 1 <= opt <= max")
+
+
+def resolve_config(bundle_precision: str, dirs: list[Path], precision: str | None = None,
+                   max_batch: int | None = None, opt_batch: int | None = None, tf32: bool | None = None) -> BuildConfig:
+    """The configuration to open: each argument given wins; the rest comes from what ``fsn engines`` recorded
+    in the cache (``selection.json``), else the bundle's precision, max batch 64, opt batch 1, TF32 off."""
+    sel = engine_cache.read_selection(dirs) or {}
+    if sel:
+        log.info("engines: using the configuration fsn engines built (%s)",
+                 ", ".join(f"{k} {v}" for k, v in sel.items()))
+    mb = max_batch if max_batch is not None else sel.get("max_batch", DEFAULT_MAX_BATCH)
+    ob = opt_batch if opt_batch is not None else sel.get("opt_batch", 1)
+    return BuildConfig(precision or sel.get("precision") or bundle_precision, mb, min(ob, mb),
+                       bool(tf32) if tf32 is not None else bool(sel.get("tf32", False)))
+
+
+def engine_key(bundle: Bundle, graph: str, config: BuildConfig, device_id: int = 0):
     """The cache key for one graph on this GPU and TensorRT."""
     trt = import_tensorrt()
     cc, name = gpu_info(device_id)
     sha = bundle.manifest["files"][bundle.manifest["graphs"][graph]["file"]]
-    return engine_cache.make_key(sha, trt.__version__, cc, name, precision, max_batch, opt_batch)
+    return engine_cache.make_key(sha, trt.__version__, cc, name, config.precision, config.max_batch,
+                                 config.opt_batch, tf32=config.tf32)
 
 
-def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, max_batch: int, opt_batch: int) -> bytes:
-    """Parse an ONNX graph and build a serialized engine with one optimisation profile on the batch axis."""
+def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, max_batch: int, opt_batch: int,
+                 tf32: bool = False) -> bytes:
+    """Parse an ONNX graph and build a serialized engine with one optimisation profile on the batch axis.
+
+    TF32 (on by default in TensorRT for fp32 layers on Ampere and later) is cleared unless ``tf32``: fp32
+    engines then match ONNX Runtime fp32 within the parity tolerance."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     trt.init_libnvinfer_plugins(logger, "")  # RoiAlign etc. go through plugins
@@ -101,7 +153,7 @@ def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, m
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BackendUnavailable(f"backend trt: TensorRT {trt.__version__} cannot parse {onnx_path}: {errs}")
+        raise _unavailable(f"backend trt: TensorRT {trt.__version__} cannot parse {onnx_path}: {errs}")
     config = builder.create_builder_config()
     if precision == "fp16" and bundle_precision == "int8":
         raise BackendUnavailable(f"backend trt: {onnx_path} is an int8 (Q/DQ) bundle, its precision is in the ONNX; "
@@ -114,6 +166,11 @@ def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, m
                 "export the bundle with --precision fp16 instead"
             )
         config.set_flag(flag)
+    tf32_flag = getattr(trt.BuilderFlag, "TF32", None)
+    if tf32_flag is not None:
+        (config.set_flag if tf32 else config.clear_flag)(tf32_flag)
+    elif tf32:
+        raise BackendUnavailable(f"backend trt: TensorRT {trt.__version__} has no TF32 builder flag; build without --tf32")
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         t = network.get_input(i)
@@ -124,61 +181,73 @@ def build_engine(onnx_path: str | Path, precision: str, bundle_precision: str, m
     config.add_optimization_profile(profile)
     blob = builder.build_serialized_network(network, config)
     if blob is None:
-        raise BackendUnavailable(f"backend trt: TensorRT {trt.__version__} failed to build an engine from {onnx_path}")
+        raise _unavailable(f"backend trt: TensorRT {trt.__version__} failed to build an engine from {onnx_path}")
     return bytes(blob)
 
 
-def ensure_engines(bundle: Bundle, precision: str | None = None, max_batch: int = 64, opt_batch: int = 1,
-                   cache_dir: str | Path | None = None, rebuild: bool = True, device_id: int = 0) -> dict[str, Path]:
-    """Return valid engine paths for both graphs, building missing ones and rebuilding (or refusing) stale ones."""
-    precision = precision or bundle.precision
-    cache = Path(cache_dir) if cache_dir else bundle.path / engine_cache.CACHE_DIR
-    cache.mkdir(parents=True, exist_ok=True)
+def ensure_engines(bundle: Bundle, config: BuildConfig, dirs: list[Path], rebuild: bool = True, device_id: int = 0,
+                   builder: Callable[..., bytes] = build_engine) -> dict[str, tuple[Path, str]]:
+    """``{graph: (engine path, "use" | "build" | "rebuild")}`` for both graphs: valid cached engines are used,
+    missing ones built, stale ones rebuilt (logged, named) or refused with ``rebuild=False``. ``dirs`` from
+    :func:`engine_cache.cache_dirs`."""
     out = {}
     for g in GRAPHS:
-        key = engine_key(bundle, g, precision, max_batch, opt_batch, device_id)
-        state, path = engine_cache.lookup(cache, g, key, sha256_file)
-        if state == "stale" and not rebuild:
-            raise engine_cache.stale_error(cache, g, key, bundle.path)
-        if state != "use":
-            log.info("building TensorRT engine for %s (%s, max batch %d, %s)", g, precision, max_batch,
-                     "stale engine replaced" if state == "stale" else "none cached")
-            blob = build_engine(bundle.graph_path(g), precision, bundle.precision, max_batch, opt_batch)
-            tmp = path.with_suffix(".engine.tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(path)
-            engine_cache.write_sidecar(cache, g, key, sha256_file(path))
-        out[g] = path
+        key = engine_key(bundle, g, config, device_id)
+        out[g] = engine_cache.ensure_engine(
+            dirs, g, key,
+            lambda g=g: builder(bundle.graph_path(g), config.precision, bundle.precision, config.max_batch,
+                                config.opt_batch, config.tf32),
+            sha256_file, rebuild=rebuild, bundle_path=bundle.path)
     return out
 
 
 class TrtBackend(Backend):
-    """Both engines, one stream, buffers allocated once at ``max_batch``."""
+    """Both engines, one stream, device buffers and pinned (page-locked) host staging buffers allocated once at
+    the profile's max batch. A failing ``__init__`` frees whatever it had allocated before raising."""
 
     name = "trt"
 
-    def __init__(self, bundle: Bundle, precision: str | None = None, max_batch: int = 64,
-                 cache_dir: str | Path | None = None, rebuild: bool = True, device_id: int = 0):
+    def __init__(self, bundle: Bundle, precision: str | None = None, max_batch: int | None = None,
+                 cache_dir: str | Path | None = None, rebuild: bool = True, device_id: int = 0,
+                 opt_batch: int | None = None, tf32: bool | None = None):
+        self._cudart = None
+        self._dev: dict[tuple[str, str], Any] = {}
+        self._host: dict[tuple[str, str], np.ndarray] = {}
+        self._pinned: list[Any] = []
+        self._stream = None
+        self._engines, self._contexts, self._specs = {}, {}, {}
+        self._batch = 0
+        try:
+            self._open(bundle, precision, max_batch, cache_dir, rebuild, device_id, opt_batch, tf32)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, bundle, precision, max_batch, cache_dir, rebuild, device_id, opt_batch, tf32) -> None:
         self._trt = trt = import_tensorrt()
         self._cudart = cudart = import_cudart()
         self.device_id = int(device_id)
         _check(cudart, cudart.cudaSetDevice(self.device_id), "cudaSetDevice")
-        self.max_batch = int(max_batch)
-        paths = ensure_engines(bundle, precision, max_batch, 1, cache_dir, rebuild, device_id)
+        dirs = engine_cache.cache_dirs(bundle.path, cache_dir)
+        self.config = resolve_config(bundle.precision, dirs, precision, max_batch, opt_batch, tf32)
+        self.max_batch = self.config.max_batch
+        paths = ensure_engines(bundle, self.config, dirs, rebuild, self.device_id)
         self._logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(self._logger, "")
         self._runtime = trt.Runtime(self._logger)
         self._stream = _check(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
-        self._engines, self._contexts, self._dev, self._host, self._specs = {}, {}, {}, {}, {}
         for g in GRAPHS:
-            eng = self._runtime.deserialize_cuda_engine(paths[g].read_bytes())
+            path = paths[g][0]
+            eng = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if eng is None:
-                raise EngineCacheError(f"{paths[g]}: TensorRT could not deserialize it; rebuild: fsn engines {bundle.path}")
+                raise EngineCacheError(
+                    f"{path}: TensorRT {trt.__version__} could not deserialize it (corrupt, or built by another "
+                    f"TensorRT/GPU under the same name); delete it and rerun: "
+                    f"{engine_cache.rebuild_command(bundle.path, engine_key(bundle, g, self.config, self.device_id))}")
             self._engines[g] = eng
             self._contexts[g] = eng.create_execution_context()
             self._specs[g] = self._tensor_specs(eng)
         self._allocate()
-        self._batch = 0
 
     def _tensor_specs(self, eng) -> dict[str, dict[str, Any]]:
         trt = self._trt
@@ -190,8 +259,17 @@ class TrtBackend(Backend):
                         "shape": tuple(int(d) for d in eng.get_tensor_shape(n))}
         return specs
 
+    def _pinned_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A numpy view of page-locked host memory (``cudaMallocHost``): asynchronous copies really overlap."""
+        nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
+        ptr = _check(self._cudart, self._cudart.cudaMallocHost(nbytes), "cudaMallocHost")
+        self._pinned.append(ptr)
+        raw = (ctypes.c_byte * nbytes).from_address(int(ptr))
+        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
     def _allocate(self) -> None:
-        """Device buffers for every tensor at max batch; conv5 shared by both engines."""
+        """Device buffers for every tensor at max batch (conv5 shared by both engines) and a pinned host staging
+        buffer for every tensor, the heads' conv5 included (for ``run("heads", {"conv5": ...})``)."""
         cudart = self._cudart
         for g in GRAPHS:
             ctx = self._contexts[g]
@@ -206,8 +284,8 @@ class TrtBackend(Backend):
                 else:
                     nbytes = int(np.prod(shape)) * s["dtype"].itemsize
                     ptr = _check(cudart, cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc")
-                    self._host[(g, n)] = np.empty(shape, s["dtype"])
                 self._dev[(g, n)] = ptr
+                self._host[(g, n)] = self._pinned_array(shape, s["dtype"])
                 ctx.set_tensor_address(n, int(ptr))
 
     def _h2d(self, g: str, n: str, arr: np.ndarray) -> None:
@@ -238,6 +316,9 @@ class TrtBackend(Backend):
             if s["input"]:
                 ctx.set_input_shape(n, (batch,) + s["shape"][1:])
         for n, arr in inputs.items():
+            if (g, n) not in self._host:
+                raise UsageError(f"graph {g}: no input {n!r}; inputs: "
+                                 + ", ".join(k for k, s in self._specs[g].items() if s["input"]))
             self._h2d(g, n, arr)
         if not ctx.execute_async_v3(self._stream):
             raise BackendUnavailable(f"backend trt: execute_async_v3 failed for the {g} engine")
@@ -265,16 +346,21 @@ class TrtBackend(Backend):
         return self._execute("heads", {"boxes": boxes}, HEADS_OUTPUTS)  # conv5 already on the device
 
     def close(self) -> None:
+        """Free device memory, pinned host memory and the stream (safe to call twice, and after a failed init)."""
         cudart = getattr(self, "_cudart", None)
         if cudart is None:
             return
+        self._contexts, self._engines = {}, {}  # contexts before the memory they point at
         freed = set()
         for ptr in getattr(self, "_dev", {}).values():
             if int(ptr) not in freed:
                 cudart.cudaFree(ptr)
                 freed.add(int(ptr))
         self._dev = {}
+        self._host = {}
+        for ptr in getattr(self, "_pinned", []):
+            cudart.cudaFreeHost(ptr)
+        self._pinned = []
         if getattr(self, "_stream", None) is not None:
             cudart.cudaStreamDestroy(self._stream)
             self._stream = None
-        self._contexts, self._engines = {}, {}

@@ -1,0 +1,109 @@
+"""What a search needs from a trained model (:class:`SearchParams`) and its file, ``params.npz``.
+
+``params.npz`` holds ``prototypes_<a>`` (C_a, D) per attribute, ``lam`` (A+1, A) and ``W`` (A+1, A*D, G); a
+bundle and a gallery generation each carry one. :func:`load_params` is the one reader (every check, one
+error naming the file and the fix); :func:`save_params` the one writer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Mapping
+
+import numpy as np
+
+from fashionsearchnet.data.schema import Schema
+from fashionsearchnet.errors import BundleError, FSNError, UsageError
+
+PARAMS_FILE = "params.npz"
+
+# fsn_region's down-weight of the representations a region request does not touch (section 4.4; the paper gives
+# no value). Chosen on a validation split of the training rows (benchmarks/region_weight.py): 0.5 on the
+# 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
+DEFAULT_REGION_WEIGHT = 0.5
+
+
+@dataclass
+class SearchParams:
+    """What a search needs from a trained model: prototypes (C_a, D) per attribute, lam (A+1, A), W (A+1, A*D, G)."""
+
+    schema: Schema
+    prototypes: list[np.ndarray]
+    lam: np.ndarray
+    W: np.ndarray
+    region_weight: float = DEFAULT_REGION_WEIGHT
+
+    def __post_init__(self) -> None:
+        A = len(self.schema.attributes)
+        if len(self.prototypes) != A:
+            raise UsageError(f"SearchParams.prototypes: {len(self.prototypes)} arrays for {A} attributes; give one per attribute")
+        for a, (p, attr) in enumerate(zip(self.prototypes, self.schema.attributes)):
+            if p.ndim != 2 or p.shape[0] != len(attr.values):
+                raise UsageError(
+                    f"SearchParams.prototypes[{a}] ({attr.name}): shape {p.shape}, expected ({len(attr.values)}, D)"
+                )
+        self.lam = np.asarray(self.lam)
+        self.W = np.asarray(self.W)
+        D = self.prototypes[0].shape[1]
+        if self.lam.shape != (A + 1, A):
+            raise UsageError(f"SearchParams.lam: shape {self.lam.shape}, expected ({A + 1}, {A})")
+        if self.W.ndim != 3 or self.W.shape[:2] != (A + 1, A * D):
+            raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
+        if not 0.0 <= float(self.region_weight) <= 1.0:
+            raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes[0].shape[1])
+
+    @property
+    def global_dim(self) -> int:
+        return int(self.W.shape[2])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The ``params.npz`` arrays: ``prototypes_<a>``, ``lam``, ``W``."""
+        return {**{f"prototypes_{a}": p for a, p in enumerate(self.prototypes)}, "lam": self.lam, "W": self.W}
+
+
+def save_params(f: str | Path | IO[bytes], arrays: SearchParams | Mapping[str, np.ndarray]) -> None:
+    """Write ``params.npz`` (from SearchParams or its :meth:`SearchParams.arrays`)."""
+    if isinstance(arrays, SearchParams):
+        arrays = arrays.arrays()
+    np.savez(f, **arrays)
+
+
+def load_params(path: str | Path, schema: Schema, region_weight: float | None = None,
+                error: type[FSNError] = BundleError, fix: str = "re-export the bundle") -> SearchParams:
+    """Load ``params.npz`` and check it against ``schema``; ``error`` (naming the file and ``fix``) otherwise.
+
+    ``region_weight`` None (a file written before the weight was stored) -> :data:`DEFAULT_REGION_WEIGHT`."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise error(f"{path}: cannot read ({e}); {fix}") from None
+    A = len(schema.attributes)
+    protos = []
+    for a, attr in enumerate(schema.attributes):
+        key = f"prototypes_{a}"
+        if key not in arrays:
+            raise error(f"{path}: array {key!r} (attribute {attr.name!r}) is missing; {fix}")
+        p = arrays[key].astype(np.float32)
+        if p.ndim != 2 or p.shape[0] != len(attr.values):
+            raise error(f"{path}: {key} has shape {p.shape}, expected ({len(attr.values)}, D) for attribute "
+                        f"{attr.name!r}; {fix}")
+        protos.append(p)
+    for key in ("lam", "W"):
+        if key not in arrays:
+            raise error(f"{path}: array {key!r} is missing; {fix}")
+    lam, W = arrays["lam"].astype(np.float32), arrays["W"].astype(np.float32)
+    D = protos[0].shape[1]
+    if lam.shape != (A + 1, A):
+        raise error(f"{path}: lam has shape {lam.shape}, expected ({A + 1}, {A}); {fix}")
+    if W.ndim != 3 or W.shape[:2] != (A + 1, A * D):
+        raise error(f"{path}: W has shape {W.shape}, expected ({A + 1}, {A * D}, G); {fix}")
+    weight = DEFAULT_REGION_WEIGHT if region_weight is None else float(region_weight)
+    if not 0.0 <= weight <= 1.0:
+        raise error(f"{path}: region_weight {weight} is outside [0, 1]; {fix}")
+    return SearchParams(schema, protos, lam, W, weight)
