@@ -3,6 +3,7 @@ so ``fsn search`` on a kiosk never imports torch."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -67,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fsn {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # the file system refused: a path that cannot be written or read, a full disk
-        if e.filename is None:
-            raise
-        print(f"fsn {args.command}: error: {e.filename}: {e.strerror or type(e).__name__}; check that the path "
-              "exists and that you may write there, or pick another path", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename is not None else ""
+        fix = ("free some space on that disk (or pick another output folder) and rerun; finished work is kept"
+               if e.errno == errno.ENOSPC else
+               "check that the path exists and that you may write there, or pick another path")
+        print(f"fsn {args.command}: error: {where}{e.strerror or type(e).__name__}; {fix}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:
         extra = {"torch": "train", "onnx": "train", "tensorrt": "gpu", "fastapi": "serve", "uvicorn": "serve"}.get(

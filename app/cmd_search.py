@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="backend for image queries")
 
 
+def printable(text: object) -> str:
+    """``text`` with every non-printable character (terminal control codes, newlines) written as an escape, so
+    catalogue data cannot drive the terminal it is printed on."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
 def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.data.preprocess import read_image
     from fashionsearchnet.errors import GalleryError
@@ -62,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         what = " ".join(request.to_strings()) or "no manipulation"
-        sys.stdout.write(f"{len(res.results)} results for {args.query} ({what}; {res.method}, "
+        sys.stdout.write(f"{len(res.results)} results for {printable(args.query)} ({printable(what)}; {res.method}, "
                          f"{'exact' if res.exact else 'hnsw'}; {res.candidates} candidates)\n")
         for i, r in enumerate(res.results, 1):
             pred = ", ".join(f"{a}={v}" for a, (v, _) in r.predicted.items())
             md = " ".join(f"{k}={v}" for k, v in r.metadata.items())
-            sys.stdout.write(f"{i:3d}. {r.distance:10.4f}  {r.id}  [{pred}]  {md}\n")
+            sys.stdout.write(f"{i:3d}. {r.distance:10.4f}  {printable(r.id)}  [{printable(pred)}]  {printable(md)}\n")
     if args.explain:
         from fashionsearchnet.gallery.explain import explain_image
 

@@ -21,7 +21,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-side", type=int, default=8192, help="largest image width/height in pixels (default 8192)")
     p.add_argument("--concurrency", type=int, default=2,
                    help="model/search calls running at once; others wait off the event loop (default 2)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept requests whose Host header names NAME (repeatable; '*' accepts any). Default: "
+                        "the bound address, localhost, 127.0.0.1 and ::1 (and this machine's names when bound to all "
+                        "addresses): a guard against DNS rebinding")
     p.add_argument("--log-requests", action="store_true", help="log every request (uvicorn access log)")
+
+
+def allowed_hosts(bound: str, extra: list[str]) -> tuple[str, ...]:
+    """Host header names the service answers: the bound address, loopback names, ``extra``; bound to all
+    addresses (0.0.0.0 / ::), also this machine's host name and its addresses."""
+    import socket
+
+    hosts = {bound, "localhost", "127.0.0.1", "::1", *extra}
+    if bound in ("0.0.0.0", "::", ""):
+        name = socket.gethostname()
+        hosts |= {name, socket.getfqdn()}
+        try:
+            hosts |= set(socket.gethostbyname_ex(name)[2])
+        except OSError:
+            pass
+    return tuple(sorted(h for h in hosts if h))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
                            f"`fsn index BUNDLE DATA --out {gallery}`")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: give 0..65535")
-    if args.concurrency < 1 or not args.max_upload_mb > 0 or args.max_side < 32:
-        raise UsageError("--concurrency must be >= 1, --max-upload-mb > 0 and --max-side >= 32")
+    if args.concurrency < 1 or not 0 < args.max_upload_mb <= 4096 or args.max_side < 32:
+        raise UsageError(f"--concurrency must be >= 1, --max-upload-mb > 0 and at most 4096 (finite), and --max-side "
+                         f">= 32 (got {args.concurrency}, {args.max_upload_mb}, {args.max_side})")
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
-                    concurrency=args.concurrency)
+                    concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
     backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)
     server: uvicorn.Server | None = None
 

@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     added: list[str] = []
     if args.add:
         from fashionsearchnet.app.progress import bar
-        from fashionsearchnet.gallery.indexer import add_catalogue, list_catalogue
+        from fashionsearchnet.gallery.indexer import add_catalogue, list_catalogue, new_records
         from fashionsearchnet.runtime.bundle import Bundle
 
-        new_ids = {r["id"] for r in list_catalogue(args.add)} - set(g._by_id)
+        new_ids = {r["id"] for r in new_records(g, list_catalogue(args.add))}
         for key, _ in meta:
             if key not in new_ids:
                 g.row_of(key)

@@ -2,7 +2,9 @@
 (runtime/extractor.py ``FeatureExtractor``). No torch.
 
 One extractor is shared by every request: model runs are serialised by a lock (ONNX Runtime already uses
-every core for one image); searches run concurrently under the gallery's own read lock.
+every core for one image); searches run concurrently under the gallery's own read lock. The gallery follows
+its folder (gallery/live.py): a generation published by ``fsn update`` is loaded in the background and
+swapped in; each request works on the generation it started with.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
-from fashionsearchnet.errors import GalleryError
+from fashionsearchnet.errors import CatalogueFileError, GalleryError, ImageError
 from fashionsearchnet.search.request import Request
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,10 @@ class GalleryBackend:
     """Open ``gallery`` (and the bundle it was built with, or ``bundle``) on ``load()``."""
 
     def __init__(self, gallery: str | Path, bundle: str | Path | None = None, backend: str = "auto",
-                 threads: int = 0, cache_items: int = 512):
+                 threads: int = 0, cache_items: int = 512, poll_s: float = 1.0):
         self.gallery_path, self.bundle_path, self.backend_kind = Path(gallery), bundle, backend
-        self.threads, self.cache_items = threads, cache_items
-        self.gallery: Any = None
+        self.threads, self.cache_items, self.poll_s = threads, cache_items, poll_s
+        self.live: Any = None
         self.fx: Any = None
         self._model_lock = threading.Lock()
         self._cache: OrderedDict[str, QueryInfo] = OrderedDict()
@@ -48,18 +50,40 @@ class GalleryBackend:
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def load(self) -> None:
-        from fashionsearchnet.gallery.gallery import Gallery
+        from fashionsearchnet.gallery.live import LiveGallery
         from fashionsearchnet.runtime.bundle import Bundle
         from fashionsearchnet.runtime.extractor import FeatureExtractor
 
-        g = Gallery.open(self.gallery_path)
-        if len(g) == 0:
-            raise GalleryError(f"{self.gallery_path}: the gallery is empty; index a catalogue with `fsn index`")
+        live = LiveGallery(self.gallery_path, self.poll_s, check=self._check_generation, prepare=self._warm_gallery,
+                           on_swap=lambda old, new: self._clear_cache())
+        g = live.open()
         bundle = Bundle.open(self.bundle_path or g.bundle.path)
         g.check_bundle(bundle)
         self.fx = FeatureExtractor(bundle, backend=self.backend_kind, threads=self.threads)
-        self.gallery = g
+        self.live = live
         self.warm_up()
+
+    def _check_generation(self, g: Any) -> None:
+        if len(g) == 0:
+            raise GalleryError(f"{self.gallery_path}: the gallery is empty; index a catalogue with `fsn index`")
+        if self.fx is not None:
+            g.check_bundle(self.fx.bundle)
+
+    @staticmethod
+    def _warm_gallery(g: Any) -> None:
+        first = next(iter(g._by_id))
+        g.search(first, None, k=min(10, len(g)))
+
+    def _clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    @property
+    def gallery(self) -> Any:
+        """The generation to use now (it follows `fsn update`); take it once per request."""
+        if self.live is None:
+            raise GalleryError(f"{self.gallery_path}: not loaded yet; call load() first")
+        return self.live.current()
 
     def warm_up(self) -> None:
         """Run the model and a search a few times so the first shopper does not pay for lazy initialisation."""
@@ -68,45 +92,51 @@ class GalleryBackend:
         for _ in range(WARMUP_RUNS):
             with self._model_lock:
                 self.fx.extract(img, batch_size=1)
-        first = next(iter(self.gallery._by_id))
-        self.gallery.search(first, None, k=min(10, len(self.gallery)))
+        self._warm_gallery(self.gallery)
 
     @property
     def schema(self):
-        if self.gallery is None:
-            raise GalleryError(f"{self.gallery_path}: not loaded yet; call load() first")
         return self.gallery.schema
 
     def describe(self) -> dict[str, Any]:
         g = self.gallery
-        return {"gallery": str(self.gallery_path), "items": len(g), "method": g.method,
-                "backend": self.fx.backend_name, "bundle": str(self.fx.bundle.path)}
+        d = {"gallery": str(self.gallery_path), "items": len(g), "generation": g.generation, "method": g.method,
+             "backend": self.fx.backend_name, "bundle": str(self.fx.bundle.path)}
+        if self.live.reload_error:
+            d["reload_error"] = self.live.reload_error
+        return d
 
     def close(self) -> None:
         if self.fx is not None:
             self.fx.close()
 
     # ---- catalogue ----------------------------------------------------------------------------------
-    def _item(self, row: int) -> dict[str, Any]:
-        d = self.gallery.result(row, 0.0).to_dict()
+    @staticmethod
+    def _item(g: Any, row: int) -> dict[str, Any]:
+        d = g.result(row, 0.0).to_dict()
         d.pop("distance", None)
         d.pop("path", None)
         return d
 
     def catalogue(self, offset: int, limit: int, filters: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
-        rows = np.flatnonzero(self.gallery.filter_mask(list(filters)))
-        return int(len(rows)), [self._item(int(r)) for r in rows[offset:offset + limit]]
-
-    def image_path(self, item_id: str) -> Path:
         g = self.gallery
-        return Path(g.records[g.row_of(item_id)]["path"])
+        rows = np.flatnonzero(g.filter_mask(list(filters)))
+        return int(len(rows)), [self._item(g, int(r)) for r in rows[offset:offset + limit]]
+
+    def image_path(self, item_id: str, g: Any = None) -> Path:
+        """The item's image file, checked (gallery/catalogue_files.py): CatalogueFileError when it is missing or
+        now resolves elsewhere than the file indexed."""
+        from fashionsearchnet.gallery.catalogue_files import catalogue_image
+
+        g = g or self.gallery
+        return catalogue_image(g.records[g.row_of(item_id)])
 
     # ---- search -------------------------------------------------------------------------------------
     def _extract(self, image: Any):
         with self._model_lock:
             return self.fx.extract(image, batch_size=1)
 
-    def _item_info(self, item_id: str) -> QueryInfo:
+    def _item_info(self, item_id: str, g: Any) -> QueryInfo:
         """Predicted attributes and attribute + region boxes of a gallery item (extracted once, cached)."""
         with self._cache_lock:
             if item_id in self._cache:
@@ -114,8 +144,13 @@ class GalleryBackend:
                 return self._cache[item_id]
         from fashionsearchnet.data.preprocess import read_image
 
-        rgb = read_image(self.image_path(item_id))
-        info = query_info(self._extract(rgb), self.schema, rgb.shape[1], rgb.shape[0], item_id)
+        try:
+            rgb = read_image(self.image_path(item_id, g))
+        except CatalogueFileError:
+            raise
+        except ImageError as e:  # the catalogue's file, not the client's: a server-side fault
+            raise CatalogueFileError(f"{e}; restore the catalogue image or remove the item") from None
+        info = query_info(self._extract(rgb), g.schema, rgb.shape[1], rgb.shape[0], item_id)
         with self._cache_lock:
             self._cache[item_id] = info
             while len(self._cache) > self.cache_items:
@@ -127,7 +162,7 @@ class GalleryBackend:
         if isinstance(query, str):
             row = g.row_of(query)
             item_id = g.records[row]["id"]
-            info = self._item_info(item_id)
+            info = self._item_info(item_id, g)
             res = g.search(item_id, request, k=k, filters=list(filters))
         else:
             f = self._extract(query)

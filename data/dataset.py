@@ -44,6 +44,7 @@ class Dataset:
     region_labels: dict[str, np.ndarray] = field(default_factory=dict)  # "sleeve:color" -> (N,) int32, -1 unknown
     metadata: list[dict[str, str]] = field(default_factory=list)  # other CSV columns, per row
     lines: np.ndarray | None = None  # (N,) CSV line numbers
+    image_cells: list[str] = field(default_factory=list)  # the CSV 'image' cells as written (relative paths)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,6 +69,7 @@ class Dataset:
             region_labels={k: v[idx] for k, v in self.region_labels.items()},
             metadata=[self.metadata[i] for i in idx] if self.metadata else [],
             lines=None if self.lines is None else self.lines[idx],
+            image_cells=[self.image_cells[i] for i in idx] if self.image_cells else [],
         )
 
     def label_dict(self, i: int) -> dict[str, str | None]:
@@ -193,6 +195,7 @@ def load_dataset(folder: str | Path, check_images: bool = True) -> Dataset:
     labels = np.full((n, len(names)), UNKNOWN, dtype=np.int32)
     region_labels = {c: np.full(n, UNKNOWN, dtype=np.int32) for c in region_cols}
     images: list[Path] = []
+    image_cells: list[str] = []
     splits = np.empty(n, dtype=object)
     item_ids: list[str | None] = []
     metadata: list[dict[str, str]] = []
@@ -202,11 +205,16 @@ def load_dataset(folder: str | Path, check_images: bool = True) -> Dataset:
         if None in row:
             problems.append(f"{where}: more cells than header columns; quote cells that contain commas")
         rel = (row.get("image") or "").strip()
+        image_cells.append(rel)
         if not rel:
             problems.append(f"{where}: empty 'image' cell; give the image path relative to the CSV")
             images.append(root)
         else:
-            p = (root / rel).resolve()
+            try:
+                p = (root / rel).resolve()
+            except (RuntimeError, OSError) as e:  # a symlink loop
+                problems.append(f"{where}: field 'image' = {rel!r}: the path cannot be resolved ({e}); fix the symlink")
+                p = root / rel
             images.append(p)
             if rel in seen:
                 problems.append(f"{where}: duplicate row for image {rel!r} (first at line {seen[rel]}); remove one")
@@ -253,4 +261,5 @@ def load_dataset(folder: str | Path, check_images: bool = True) -> Dataset:
         region_labels=region_labels,
         metadata=metadata,
         lines=np.asarray(lines, dtype=np.int64),
+        image_cells=image_cells,
     )

@@ -6,17 +6,26 @@ shrinking, INTER_LINEAR when growing; catalogue photos are already roughly centr
 """
 from __future__ import annotations
 
+import io
+import os
+from struct import error as struct_error
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+MAX_PIXELS = 50_000_000  # decoded images larger than this are refused (a 20000x20000 image is 400 MP)
+# OpenCV's own limit, a second guard behind the header check below: read once when cv2 is imported, so it is
+# set in fashionsearchnet/__init__.py (imported before this module); repeated here for clarity.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
-from fashionsearchnet.errors import ImageError
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fashionsearchnet.data.imageheader import HeaderError, probe  # noqa: E402
+from fashionsearchnet.errors import ImageError, ImageTooLargeError  # noqa: E402
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-MAX_PIXELS = 50_000_000  # decoded images larger than this are refused (a 20000x20000 image is 400 MP)
+FORMATS = "JPEG/PNG/WEBP/BMP/TIFF/GIF"
 
 
 @dataclass(frozen=True)
@@ -69,38 +78,38 @@ def to_rgb(img: np.ndarray, source: str = "image") -> np.ndarray:
     return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
-def _check_size(buf: np.ndarray, source: str) -> None:
-    """Refuse images whose header announces too many pixels, before decoding them."""
-    h = w = None
-    b = buf.tobytes()[:65536]
-    if b.startswith(b"\x89PNG") and len(b) >= 24:
-        w, h = int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
-    elif b.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 < len(b):
-            if b[i] != 0xFF:
-                i += 1
-                continue
-            marker = b[i + 1]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                h, w = int.from_bytes(b[i + 5 : i + 7], "big"), int.from_bytes(b[i + 7 : i + 9], "big")
-                break
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            i += 2 + int.from_bytes(b[i + 2 : i + 4], "big")
-    if h is not None and w is not None and h * w > MAX_PIXELS:
-        raise ImageError(
-            f"{source}: image is {w}x{h} pixels, more than the {MAX_PIXELS // 1_000_000} MP limit; resize it first"
-        )
+def check_header(f, source: str, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> str:
+    """Refuse an image before decoding it: not one of the accepted formats, no size in its header, or a size over
+    ``max_pixels`` (or ``max_side`` a side). ``f`` is a seekable binary file at its start; returns the format."""
+    if not f.read(1):
+        raise ImageError(f"{source}: zero-size image; send a JPEG or PNG file")
+    f.seek(0)
+    try:
+        found = probe(f)
+    except (HeaderError, struct_error) as e:
+        raise ImageError(f"{source}: cannot decode the image (its header is damaged: {e}); send a {FORMATS} file") from None
+    if found is None:
+        raise ImageError(f"{source}: cannot decode the image (not a {FORMATS} file)")
+    fmt, w, h = found
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{source}: cannot decode the image ({fmt} header says {w}x{h} pixels)")
+    if w * h > max_pixels or (max_side is not None and max(w, h) > max_side):
+        limit = (f"limit of {max_side} px a side and {max_pixels // 1_000_000} MP" if max_side is not None else
+                 f"{max_pixels // 1_000_000} MP limit")
+        raise ImageTooLargeError(f"{source}: image is {w}x{h} pixels, more than the {limit} (read from the {fmt} "
+                                 "header, not decoded); resize it first")
+    return fmt
 
 
-def decode_image(data: bytes | bytearray | memoryview, source: str = "image") -> np.ndarray:
-    """Encoded bytes -> uint8 RGB, EXIF orientation applied. Raises ImageError naming ``source``."""
+def decode_image(data: bytes | bytearray | memoryview, source: str = "image", max_side: int | None = None,
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes -> uint8 RGB, EXIF orientation applied. Raises ImageError naming ``source``
+    (ImageTooLargeError when the header announces more than ``max_pixels`` / ``max_side``: nothing is decoded)."""
     if not data:
         raise ImageError(f"{source}: zero-size image; send a JPEG or PNG file")
-    buf = np.frombuffer(bytes(data), dtype=np.uint8)
-    _check_size(buf, source)
+    data = bytes(data)
+    check_header(io.BytesIO(data), source, max_side, max_pixels)
+    buf = np.frombuffer(data, dtype=np.uint8)
     # IMREAD_COLOR applies EXIF orientation; IMREAD_UNCHANGED keeps alpha but not orientation, so only
     # use it for PNG (which carries alpha and has no EXIF orientation in practice).
     flags = cv2.IMREAD_UNCHANGED if bytes(data[:4]) == b"\x89PNG" else cv2.IMREAD_COLOR
@@ -109,7 +118,7 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "image") ->
     except cv2.error:
         img = None
     if img is None:
-        raise ImageError(f"{source}: cannot decode the image (not a JPEG/PNG/BMP/WEBP or truncated)")
+        raise ImageError(f"{source}: cannot decode the image (not a {FORMATS} file, or truncated)")
     return to_rgb(img, source)
 
 
@@ -117,9 +126,12 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 RGB (EXIF-rotated). Raises ImageError naming the file."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as f:  # the header is checked before the file is read whole
+            check_header(f, str(p))
+            f.seek(0)
+            data = f.read()
     except FileNotFoundError:
         raise ImageError(f"{p}: file not found") from None
     except OSError as e:
-        raise ImageError(f"{p}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{p}: cannot read ({e.strerror or e})") from None
     return decode_image(data, source=str(p))

@@ -71,8 +71,17 @@ class ImageError(FSNError):
     """An image cannot be decoded, is empty, or is too large."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image's header announces more pixels than allowed (refused before decoding; HTTP 413)."""
+
+
 class GalleryError(FSNError):
     """A gallery is missing, corrupt, empty, or bound to another bundle."""
+
+
+class CatalogueFileError(GalleryError):
+    """A catalogue image the gallery points to is missing or now resolves outside its catalogue folder
+    (a server-side fault: the HTTP service answers 500 and logs it)."""
 
 
 def one_line(msg: str) -> str:

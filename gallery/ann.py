@@ -5,6 +5,8 @@ gallery manifest. ``knn_query`` must not run while ``add_items`` runs: the Galle
 """
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -71,7 +73,14 @@ def query(
 
 
 def save(idx: hnswlib.Index, path: Path) -> None:
-    idx.save_index(str(path))
+    """Save the index; hnswlib's writer does not report a failed write (a full disk), so the size is checked."""
+    try:
+        idx.save_index(str(path))
+    except RuntimeError as e:
+        raise OSError(errno.EIO, f"cannot write the hnsw index ({e})", str(path)) from None
+    want, got = idx.index_file_size(), os.path.getsize(path)
+    if got != want:
+        raise OSError(errno.ENOSPC, f"the hnsw index was written short ({got} of {want} bytes; disk full?)", str(path))
 
 
 def load(path: Path, dim: int, cfg: HnswConfig) -> hnswlib.Index:

@@ -69,12 +69,12 @@ def read_generation(root: Path, ef: int | None = None) -> Generation:
         params = load_params(gdir / PARAMS_FILE, schema, manifest.get("region_weight"), GalleryError,
                              "re-index the gallery")
         arrays = {name: load_npy(gdir / f"{name}.npy") for name in ARRAYS}
-        items = json.loads((gdir / "items.json").read_text(encoding="utf-8"))
+        items = store.read_items(gdir / "items.json")
         records, deleted = items["records"], np.asarray(items["deleted"], bool)
         n = len(records)
-        for name, arr in arrays.items():
-            if arr.shape[0] != n:
-                raise GalleryError(f"{gdir / (name + '.npy')}: {arr.shape[0]} rows for {n} items; re-index the gallery")
+        A, P = len(schema.attributes), len(schema.region_pairs)
+        store.check_arrays(gdir, arrays, {"attr_reps": (n, A, params.dim), "region_reps": (n, P, params.dim),
+                                          "probs": (n, sum(schema.num_classes)), "attr_boxes": (n, A, 4)})
         hnsw = HnswConfig.from_dict(manifest["hnsw"])
         if ef is not None:
             hnsw = HnswConfig(hnsw.M, hnsw.ef_construction, int(ef))

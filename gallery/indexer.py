@@ -7,11 +7,14 @@ features and published atomically; the work folder is then removed.
 """
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import logging
 import os
+import posixpath
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,25 +33,92 @@ WORK = ".work"
 WORK_ADD = ".work-add"
 
 
+def catalogue_id(rel: str) -> str:
+    """The gallery id of an image: its path relative to the catalogue folder, normalised (``a/./b`` -> ``a/b``).
+    Raises ValueError (with the reason) for a path outside the folder, or one a terminal or a log line could not
+    show as one line."""
+    text = rel.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise ValueError("is an absolute path; ids are paths inside the catalogue folder")
+    norm = posixpath.normpath(text)
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError("lies outside the catalogue folder")
+    bad = next((c for c in norm if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ValueError(f"contains {'a byte that is not UTF-8' if unicodedata.category(bad) == 'Cs' else repr(bad)}")
+    return norm
+
+
 def list_catalogue(data: str | Path) -> list[dict[str, Any]]:
-    """Records {"id", "item_id", "path", "metadata"} for every image of a dataset folder or image folder."""
+    """Records {"id", "item_id", "path", "metadata"} for every image of a dataset folder or image folder.
+
+    ``id`` is the image's path relative to the folder as the CSV (or the folder tree) names it; ``path`` is the
+    file it resolves to now (symlinked images and symlinked sub-folders are followed). Paths outside the folder
+    (``../``, absolute), ids with control characters or non-UTF-8 bytes are refused up front, all at once."""
     root = Path(data).expanduser().resolve()
+    problems: list[str] = []
+    out: list[dict[str, Any]] = []
     if (root / "attributes.csv").is_file():
         from fashionsearchnet.data.dataset import load_dataset
 
         ds = load_dataset(root)
-        out = []
         for i, p in enumerate(ds.images):
+            rel = ds.image_cells[i]
+            try:
+                key = catalogue_id(rel)
+            except ValueError as e:
+                problems.append(f"{root / 'attributes.csv'}: line {int(ds.lines[i])}: field 'image' = {rel!r} {e}; "
+                                "copy the image into the dataset folder (a symlink inside it is fine) and name it "
+                                "relative to the CSV")
+                continue
             md = dict(ds.metadata[i]) if ds.metadata else {}
             md["split"] = str(ds.splits[i])
-            out.append({"id": p.relative_to(root).as_posix(), "item_id": ds.item_ids[i], "path": str(p), "metadata": md})
-        return out
-    if not root.is_dir():
-        raise GalleryError(f"{root}: not a folder; give a dataset folder (attributes.csv) or a folder of images")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise GalleryError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) and no attributes.csv; nothing to index")
-    return [{"id": p.relative_to(root).as_posix(), "item_id": None, "path": str(p), "metadata": {}} for p in paths]
+            out.append({"id": key, "item_id": ds.item_ids[i], "path": str(p), "metadata": md})
+    else:
+        if not root.is_dir():
+            raise GalleryError(f"{root}: not a folder; give a dataset folder (attributes.csv) or a folder of images")
+        for p in _walk_images(root, problems):
+            rel = p.relative_to(root).as_posix()
+            try:
+                key = catalogue_id(rel)
+                real = p.resolve(strict=True)
+            except ValueError as e:
+                problems.append(f"{p}: file name {ascii(rel)} {e}; rename the file")
+                continue
+            except (OSError, RuntimeError) as e:
+                problems.append(f"{p}: cannot be resolved ({e}); fix or remove the symlink")
+                continue
+            out.append({"id": key, "item_id": None, "path": str(real), "metadata": {}})
+        if not out and not problems:
+            raise GalleryError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) and no attributes.csv; nothing to index")
+    if problems:
+        from fashionsearchnet.errors import DatasetError
+
+        raise DatasetError(problems)
+    return out
+
+
+def _walk_images(root: Path, problems: list[str]) -> list[Path]:
+    """Image files under ``root`` in sorted order, following symlinked folders once each (no loops); broken or
+    looping symlinks are reported in ``problems``."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if p.is_file():
+                found.append(p)
+            else:
+                problems.append(f"{p}: a broken or looping symlink, not an image file; fix or remove it")
+    return sorted(found)
 
 
 def normalized_boxes(attr_boxes: np.ndarray, map_hw: tuple[int, int]) -> np.ndarray:
@@ -67,10 +137,7 @@ def _plan_key(bundle_sha: str, records: list[dict[str, Any]], batch_size: int) -
 
 def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
+    store.write_file(tmp, lambda f: np.savez(f, **arrays))
     os.replace(tmp, path)
 
 
@@ -141,7 +208,8 @@ def extract_catalogue(bundle: Any, records: list[dict[str, Any]], work: Path, ba
         log.info("%s: previous partial run used another bundle or image list; starting over", work)
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    plan.write_text(json.dumps({"key": key, "bundle": bundle.sha256, "items": len(records)}))
+    plan_text = json.dumps({"key": key, "bundle": bundle.sha256, "items": len(records)}).encode()
+    store.write_file(plan, lambda f: f.write(plan_text))
     nchunks = (len(records) + batch_size - 1) // batch_size
     done = [i for i in range(nchunks) if (work / f"chunk_{i:06d}.npz").is_file()]
     if on_total:
@@ -173,13 +241,42 @@ def add_catalogue(gallery: Gallery, bundle: Any, data: str | Path, backend: str 
     """Extract and add the images of ``data`` (dataset folder or image folder) that ``gallery`` does not hold yet
     (by id); returns the added ids. Nothing is saved: call ``gallery.save()``. Work files: GALLERY/.work-add."""
     gallery.check_bundle(bundle)
-    records = [r for r in list_catalogue(data) if r["id"] not in gallery._by_id]
+    records = new_records(gallery, list_catalogue(data))
     if not records:
         return []
     work = gallery.root / WORK_ADD
     table, boxes = extract_catalogue(bundle, records, work, backend, batch_size, progress, on_total)
     gallery.add(table, records, boxes)
     return [r["id"] for r in records]
+
+
+def new_records(gallery: Gallery, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of ``listed`` the gallery does not hold yet. One whose id is in the gallery is skipped when its
+    file has the same bytes as the stored item's (logged: rerunning an add is harmless); when the content differs,
+    the add is refused naming both files (it would otherwise be skipped silently)."""
+    new, same = [], 0
+    for r in listed:
+        row = gallery._by_id.get(r["id"])
+        if row is None:
+            new.append(r)
+            continue
+        old = gallery.records[row]["path"]
+        if not _same_content(old, r["path"]):
+            raise GalleryError(
+                f"{r['path']}: its id {r['id']!r} (path relative to the catalogue folder) is already in the gallery for "
+                f"another image, {old} (the files differ); remove that item first (`fsn update GALLERY --remove {r['id']}`) or give the "
+                "new image another name")
+        same += 1
+    if same:
+        log.info("%d image(s) already in the gallery (same id, same file): skipped", same)
+    return new
+
+
+def _same_content(a: str, b: str) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b) or filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def finish_add(gallery: Gallery) -> None:

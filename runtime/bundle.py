@@ -90,6 +90,7 @@ class Bundle:
         for key in ("files", "graphs", "schema", "preprocessing", "roi", "method"):
             if key not in manifest:
                 raise BundleError(f"{mpath}: field {key!r} is missing; re-export the bundle")
+        _check_field_types(manifest, mpath)
         files: dict[str, str] = manifest["files"]
         for g in GRAPHS:
             gfile = manifest["graphs"].get(g, {}).get("file")
@@ -105,9 +106,46 @@ class Bundle:
             schema = Schema.from_dict(manifest["schema"], source=f"{mpath} field 'schema'")
         except SchemaError as e:
             raise BundleError(str(e)) from None
-        pre = Preprocessing.from_dict(manifest["preprocessing"])
+        try:
+            pre = Preprocessing.from_dict(manifest["preprocessing"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{mpath}: field 'preprocessing' is malformed ({type(e).__name__}: {e}); re-export "
+                              "the bundle") from None
         params = load_params(root / PARAMS, schema, manifest.get("region_weight"))
         digest = hashlib.sha256(raw).hexdigest()
         log.debug("opened bundle %s (sha256 %s, method %s)", root, digest[:12], manifest["method"])
         return cls(root, manifest, schema, pre, params, digest)
 
+
+def _check_field_types(manifest: dict[str, Any], mpath: Path) -> None:
+    """The manifest's fields have the types the runtime uses (a manifest can match its checksum and still be
+    wrong: hand-edited, or written by a buggy tool)."""
+    def bad(field: str, want: str, got: Any) -> BundleError:
+        return BundleError(f"{mpath}: field {field!r} must be {want}, got {type(got).__name__} {got!r:.60}; "
+                           "re-export the bundle")
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise bad("files", "an object of file name -> sha256 string", files)
+    graphs = manifest["graphs"]
+    if not isinstance(graphs, dict) or not all(isinstance(graphs.get(g), dict) for g in GRAPHS):
+        raise bad("graphs", f"an object with {' and '.join(GRAPHS)} objects", graphs)
+    for g in GRAPHS:
+        f = graphs[g].get("file")
+        if f is not None and (not isinstance(f, str) or "/" in f or "\\" in f or f.startswith(".")):
+            raise bad(f"graphs.{g}.file", "a file name inside the bundle", f)
+    for key in ("schema", "preprocessing", "roi"):
+        if not isinstance(manifest[key], dict):
+            raise bad(key, "an object", manifest[key])
+    for key in ("aam_threshold", "region_class_threshold"):
+        if key in manifest["roi"] and not number(manifest["roi"][key]):
+            raise bad(f"roi.{key}", "a number", manifest["roi"][key])
+    if not isinstance(manifest["method"], str):
+        raise bad("method", "a string", manifest["method"])
+    if "region_weight" in manifest and not number(manifest["region_weight"]):
+        raise bad("region_weight", "a number", manifest["region_weight"])
+    if "precision" in manifest and not isinstance(manifest["precision"], str):
+        raise bad("precision", "a string", manifest["precision"])

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 KIOSK_PACKAGES = ["fashionsearchnet.search", "fashionsearchnet.runtime", "fashionsearchnet.gallery",
-                  "fashionsearchnet.data", "fashionsearchnet.evaluation"]
+                  "fashionsearchnet.data", "fashionsearchnet.evaluation", "fashionsearchnet.app.server"]
 KIOSK_COMMANDS = ["synth", "convert", "index", "search", "serve", "eval"]
 
 CODE = textwrap.dedent("""

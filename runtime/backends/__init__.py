@@ -22,7 +22,7 @@ def _make(kind: str, bundle, threads: int | None, max_batch: int | None, precisi
     from fashionsearchnet.runtime.backends.ort import OrtBackend
 
     return OrtBackend(bundle.graph_path("backbone"), bundle.graph_path("heads"), kind=kind,
-                      precision=bundle.precision, threads=threads)
+                      precision=bundle.precision, threads=threads, check_io=True)
 
 
 def select_backend(kind: str, bundle, threads: int | None = None, max_batch: int | None = None,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fashionsearchnet.errors import BackendUnavailable, UsageError
+from fashionsearchnet.errors import BackendUnavailable, BundleError, UsageError
 from fashionsearchnet.runtime import gpu_env
 from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
 from fashionsearchnet.whole_numbers import whole_number
@@ -67,6 +68,28 @@ def session_options(precision: str = "fp32", threads: int | None = None, device:
     return so
 
 
+GRAPH_IO = {"backbone": (("images",), ("conv5", *HOST_OUTPUTS)), "heads": (("conv5", "boxes"), HEADS_OUTPUTS)}
+
+
+def _session(ort: Any, graph: str, path: str | Path, so: Any, providers: list, check_io: bool) -> Any:
+    """An InferenceSession on ``path``, refusing a file that is not an ONNX graph or (``check_io``) not a bundle's
+    ``graph`` (its checksum may still match: a wrong file exported under the right name) with one BundleError line."""
+    try:
+        s = ort.InferenceSession(str(path), so, providers=providers)
+    except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, InvalidGraph...)
+        msg = " ".join(str(e).split())[:300]
+        raise BundleError(f"{path}: not a loadable ONNX graph ({type(e).__name__}: {msg}); re-export the bundle "
+                          "with `fsn export`") from None
+    if not check_io:
+        return s
+    inputs, outputs = GRAPH_IO[graph]
+    got_in, got_out = {i.name for i in s.get_inputs()}, {o.name for o in s.get_outputs()}
+    if not set(inputs) <= got_in or not set(outputs) <= got_out:
+        raise BundleError(f"{path}: not the {graph} graph of a bundle (inputs {sorted(got_in)}, outputs "
+                          f"{sorted(got_out)}; expected {list(inputs)} -> {list(outputs)}); re-export the bundle")
+    return s
+
+
 def preload_gpu_libraries(ort) -> None:
     """Load the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that ``onnxruntime-gpu[cuda,cudnn]`` installs
     (``onnxruntime.preload_dlls()``, ONNX Runtime >= 1.21), so the CUDA provider finds them without
@@ -86,7 +109,7 @@ class OrtBackend(Backend):
     """Two ONNX Runtime sessions (backbone, heads) with IO binding between them."""
 
     def __init__(self, backbone_path: str | Path, heads_path: str | Path, kind: str = "ort-cpu",
-                 precision: str = "fp32", threads: int | None = None, device_id: int = 0):
+                 precision: str = "fp32", threads: int | None = None, device_id: int = 0, check_io: bool = False):
         import onnxruntime as ort
 
         if kind not in PROVIDERS:
@@ -113,7 +136,7 @@ class OrtBackend(Backend):
         so = session_options(precision, threads, self.device)
         self.sessions = {}
         for g, p in (("backbone", backbone_path), ("heads", heads_path)):
-            s = ort.InferenceSession(str(p), so, providers=providers)
+            s = _session(ort, g, p, so, providers, check_io)
             if s.get_providers()[0] != want[0]:
                 raise BackendUnavailable(
                     f"backend {kind}: {p} runs on {s.get_providers()[0]}, not {want[0]} (the provider failed to "
