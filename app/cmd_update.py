@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fashionsearchnet.app import backend_options
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meta", action="append", default=[], nargs=2, metavar=("ID", "KEY=VALUE"),
                    help="set a metadata column of an item; KEY= clears it (repeatable)")
     p.add_argument("--bundle", help="bundle for --add (default: the one the gallery was built with)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="feature extraction backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "openvino"), help="feature extraction backend")
+    backend_options.add_arguments(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per extraction batch (default 32)")
 
 
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             state["advance"](done)
 
         try:
-            added = add_catalogue(g, bundle, args.add, backend=args.backend, batch_size=args.batch_size,
+            added = add_catalogue(g, bundle, args.add, backend=backend_options.backend_choice(args), batch_size=args.batch_size,
                                   progress=lambda n: state["advance"](n), on_total=on_total)
         finally:
             if "bar" in state:
