@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma list of trained methods to evaluate (default all found)")
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu); with --backend openvino an OpenVINO device (CPU, GPU, NPU, AUTO)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda (default cpu); with --backend openvino an OpenVINO device (CPU, GPU, NPU, AUTO)")
     p.add_argument("--region-weight", type=_weight, default=None,
                    help="fsn_region down-weight of the representations a region request does not touch, in [0, 1] "
                         "(default: the one stored with the run or bundle)")

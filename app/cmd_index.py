@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         state["advance"](done)
 
     try:
-        g = index_catalogue(args.bundle, args.data, args.out, backend=backend_options.backend_choice(args), batch_size=args.batch_size,
+        g = index_catalogue(args.bundle, args.data, args.out, backend=backend_options.backend_choice(args),
+                            batch_size=args.batch_size,
                             hnsw=hnsw, force=args.force, progress=lambda n: state["advance"](n), on_total=on_total)
     finally:
         if "bar" in state:

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency)
-    backend = GalleryBackend(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args), threads=args.threads)
+    backend = GalleryBackend(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args),
+                             threads=args.threads)
     server: uvicorn.Server | None = None
 
     def stop(message: str) -> None:

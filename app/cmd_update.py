@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             state["advance"](done)
 
         try:
-            added = add_catalogue(g, bundle, args.add, backend=backend_options.backend_choice(args), batch_size=args.batch_size,
+            added = add_catalogue(g, bundle, args.add, backend=backend_options.backend_choice(args),
+                                  batch_size=args.batch_size,
                                   progress=lambda n: state["advance"](n), on_total=on_total)
         finally:
             if "bar" in state:

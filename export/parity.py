@@ -4,8 +4,9 @@ at batch sizes other than the export one and compare every output.
 Error measure per output: ``max|onnx - torch| / max(max|torch|, 1)`` (absolute for probabilities, relative to
 the tensor's scale for features). Tolerances: fp32 1e-4, fp16 3e-2 (fp16 weights and activations vs the fp32
 reference), bf16 3e-2 (a runtime backend such as OpenVINO at bf16 inference precision vs the fp32 reference;
-compared like int8 where classes agree), int8 ``TOLERANCE["int8"]`` (int8 conv features vs the fp32 reference, measured on held-out training
-images: random-noise images lie outside the calibrated ranges, so int8 parity runs on real ``images``).
+compared like int8 where classes agree), int8 ``TOLERANCE["int8"]`` (int8 conv features vs the fp32 reference,
+measured on held-out training images: random-noise images lie outside the calibrated ranges, so int8 parity runs
+on real ``images``).
 For int8 the ``aams`` error counts only (image, attribute) pairs whose top class (from ``probs``) is the same in
 both (an AAM is the map of the top class: a near-tie may flip it, which is a different map, not a numeric
 error); the share of pairs that agree is reported as ``aam_top_class_agreement``. Likewise ``region_maps`` counts

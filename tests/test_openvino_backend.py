@@ -270,13 +270,6 @@ def test_bf16_where_the_cpu_lacks_it_is_refused(tiny, monkeypatch):
         select_backend(BackendChoice("openvino", "CPU", "bf16"), tiny[0])
 
 
-def test_without_the_package_the_error_names_the_extra(tiny, monkeypatch):
-    monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(BackendUnavailable, match=r"\[openvino\] extra"):
-        select_backend("openvino", tiny[0])
-    assert "[openvino] extra" in OV.auto_skip_reason(tiny[0], None, None)
-
-
 def test_auto_takes_openvino_only_on_intel_where_it_gains(tiny, monkeypatch, caplog):
     bundle = tiny[0]
     monkeypatch.setattr(OV, "cpu_vendor_name", lambda core: "AMD EPYC 9R14")
@@ -330,11 +323,3 @@ def _error_lines(capsys) -> list[str]:
     """stderr lines that are not log records (the CLI's error)."""
     return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and ln.split()[0] not in
             ("INFO", "WARNING", "DEBUG")]
-
-
-def test_cli_without_the_package_names_the_extra(synth_bundles, tiny_synth, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "openvino", None)
-    rc = fsn(["eval", str(synth_bundles[0]), str(tiny_synth), "--json", str(tmp_path / "e.json"),
-              "--backend", "openvino", "--protocols", "manipulation", "--max-queries", "4"])
-    err = _error_lines(capsys)
-    assert rc != 0 and len(err) == 1 and "pip install 'fashionsearchnet-edge[openvino]'" in err[0]

@@ -62,7 +62,8 @@ def import_openvino():
     try:
         import openvino
     except ImportError as e:
-        raise BackendUnavailable(f"backend openvino: the openvino package is not installed ({e}); {INSTALL_HINT}") from None
+        raise BackendUnavailable(
+            f"backend openvino: the openvino package is not installed ({e}); {INSTALL_HINT}") from None
     return openvino
 
 
