@@ -323,3 +323,19 @@ def _error_lines(capsys) -> list[str]:
     """stderr lines that are not log records (the CLI's error)."""
     return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and ln.split()[0] not in
             ("INFO", "WARNING", "DEBUG")]
+
+
+def test_fsn_bench_openvino_rows_beside_ort(tiny, tmp_path):
+    import json
+
+    out = tmp_path / "bench.json"
+    rows = "ort-cpu,openvino-cpu,openvino-cpu-bf16,openvino-npu"
+    assert fsn(["bench", str(tiny[0].path), "--json", str(out), "--backends", rows, "--runs", "3", "--warmup", "1",
+                "--batches", "2", "--threads", "1"]) == 0
+    res = json.loads(out.read_text())
+    want = {"ort-cpu", "openvino-cpu"} | ({"openvino-cpu-bf16"} if "BF16" in CPU_CAPS else set())
+    assert want <= set(res) and all(res[k]["stages_ms_p50"]["backbone"] > 0 for k in want)
+    md = out.with_suffix(".md").read_text()
+    assert "| openvino-cpu |" in md and "openvino " in md  # the row and the OpenVINO version in the machine line
+    if not OV.device_present("NPU", HAVE):
+        assert "openvino-npu (backend openvino: no NPU device here" in md
