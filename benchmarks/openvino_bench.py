@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     ap.add_argument("--int8-bundle", default=None, help="int8 bundle of the same run (adds the int8 rows)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint for torch-eager (default: the bundle's)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-torch", action="store_true", help="leave out the torch-eager row")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--block", type=int, default=20, help="batch-1 calls per backend per round")
     ap.add_argument("--batches", default="16,32,64")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
 
     cmd = command()
     ck = a.checkpoint or json.loads((Path(a.bundle) / "manifest.json").read_text()).get("run", {}).get("checkpoint")
-    fxs = extractors(a.bundle, a.int8_bundle, a.threads, ck if ck and Path(ck).is_file() else None)
+    fxs = extractors(a.bundle, a.int8_bundle, a.threads, ck if ck and Path(ck).is_file() and not a.no_torch else None)
     imgs = synthetic_images(64, (256, 256))
     batches = [int(b) for b in a.batches.split(",")]
     calls = {k: [] for k in fxs}
