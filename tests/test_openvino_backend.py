@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from fashionsearchnet.app.cli import main as fsn
 from fashionsearchnet.errors import BackendUnavailable, EngineCacheError, UsageError
@@ -40,21 +39,11 @@ def tiny(tmp_path_factory):
 def _tiny_run(root, data):
     """A randomly initialised tiny-preset checkpoint on the schema of ``data`` (records ``data`` for int8)."""
     from fashionsearchnet.data.dataset import load_dataset
-    from fashionsearchnet.data.preprocess import Preprocessing
-    from fashionsearchnet.training.model import FashionSearchNet
+    from fashionsearchnet.training.checkpoint import Checkpoint
     from fashionsearchnet.training.presets import PRESETS
 
-    ds = load_dataset(data)
-    torch.manual_seed(0)
-    preset = PRESETS["tiny"]
-    model = FashionSearchNet(ds.schema, preset, "fsn").eval()
-    rng = np.random.default_rng(0)
-    protos = [rng.normal(size=(len(a.values), preset.rep_dim)).astype(np.float32) for a in ds.schema.attributes]
-    ck = {"format": 1, "schema": ds.schema.to_dict(), "preset": preset.to_dict(), "data": str(data),
-          "preprocessing": Preprocessing(preset.input_size).to_dict(), "method": "fsn", "model": model.state_dict(),
-          "prototypes": protos, "region_weight": 0.3, "metrics": {}, "config": {}}
-    (root / "fsn").mkdir(parents=True, exist_ok=True)
-    torch.save(ck, root / "fsn" / "checkpoint.pt")
+    Checkpoint.untrained(load_dataset(data).schema, PRESETS["tiny"], "fsn", 0, 0.3,
+                         data=str(data)).save(root / "fsn" / "checkpoint.pt")
     return root
 
 
