@@ -146,6 +146,8 @@ def test_static_shapes_compile_per_batch_and_agree(tiny):
         a, b = dyn.run("backbone", {"images": x}), st.run("backbone", {"images": x})
         st.run("backbone", {"images": x[:1]})
         assert {k for k in st._compiled if k[0] == "backbone"} == {("backbone", 1), ("backbone", 4)}
+        dyn.run("heads", {"conv5": a["conv5"], "boxes": np.zeros((4, 8, 4), np.float32)})
+        assert ("backbone", 0) in dyn._compiled and ("heads", 4) in dyn._compiled  # CPU: static heads only
     for k in a:
         assert P.scaled_error(b[k], a[k]) < 1e-5
 

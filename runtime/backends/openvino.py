@@ -14,7 +14,9 @@ changing devices never reads an old blob. ``fsn-cache.json`` beside the blobs re
 that no longer matches is named in a warning, removed and rebuilt (or, in a folder that cannot be written, a
 one-line EngineCacheError naming it and the fix).
 
-NPUs compile static shapes only: there a model is compiled per batch size on first use (each cached).
+NPUs compile static shapes only: there both graphs are compiled per batch size on first use (each cached). On
+the CPU the heads graph is compiled that way too: its crop (GridSample on the boxes) measured 0.40 vs 0.65 ms
+(p10) and 3.0 vs 9.1 ms (median, loaded machine) at batch 1 static vs dynamic; the backbone stays dynamic.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> INFERENCE_PRECISION_HINT
 CAPABILITY = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}  # ours -> OPTIMIZATION_CAPABILITIES entry
 STATIC_SHAPE_DEVICES = ("NPU",)
+STATIC_HEADS_DEVICES = ("NPU", "CPU")
 DEFAULT_THREADS = 1  # as the ONNX Runtime backend: one intra-op thread unless --threads says otherwise
 CACHE_FOLDER = "openvino"
 CACHE_RECORD = "fsn-cache.json"
@@ -191,7 +194,9 @@ class OpenVinoBackend(Backend):
         check_precision(self.precision, self.device, caps)
         self.version = ov.get_version()
         self.bundle_precision = bundle.precision
-        self.static = self.device.split(".")[0] in STATIC_SHAPE_DEVICES if static_shapes is None else static_shapes
+        kind = self.device.split(".")[0]
+        self.static = ({"backbone": kind in STATIC_SHAPE_DEVICES, "heads": kind in STATIC_HEADS_DEVICES}
+                       if static_shapes is None else {"backbone": static_shapes, "heads": static_shapes})
         self.config: dict[str, object] = {"INFERENCE_PRECISION_HINT": PRECISIONS[self.precision],
                                           "PERFORMANCE_HINT": "LATENCY"}
         if self.device == "CPU":
@@ -216,13 +221,14 @@ class OpenVinoBackend(Backend):
 
     def _request(self, graph: str, batch: int):
         """The infer request of ``graph`` (per batch size on static-shape devices), compiled on first use."""
-        key = (graph, batch if self.static else 0)
+        static = self.static[graph]
+        key = (graph, batch if static else 0)
         req = self._requests.get(key)
         if req is not None:
             return req
         path = self._paths[graph]
         try:
-            if self.static:
+            if static:
                 model = self._core.read_model(str(path))
                 model.reshape({i.get_any_name(): [batch, *list(i.get_partial_shape())[1:]] for i in model.inputs})
                 compiled = self._core.compile_model(model, self.device, self.config)
@@ -232,7 +238,7 @@ class OpenVinoBackend(Backend):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BackendUnavailable(f"backend openvino: {path} does not compile for {self.device} at "
                                      f"{self.precision} ({first}); try --device CPU or --precision fp32") from None
-        if self.static and self.cache is not None and batch != 1:
+        if static and self.cache is not None and batch != 1:
             record_cache(self.cache)
         self._compiled[key] = compiled
         self._requests[key] = req = compiled.create_infer_request()
