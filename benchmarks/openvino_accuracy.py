@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"{r.get('n')} | {'yes' if ok else '**no**'} |")
     import openvino
 
-    mach = machine(f"openvino {openvino.get_version().split('-')[0]}")
+    from fashionsearchnet.runtime.bench import machine as cpu
+
+    mach = machine(f"{cpu()['cpu']}, openvino {openvino.get_version().split('-')[0]}")
     out = {"command": cmd, "machine": mach, "run": a.run, "data": a.data, "protocol": PROTOCOL,
            "target": f"|delta| <= {TARGET_POINTS} points on Top-30 and Top-1 vs PyTorch", "results": verdict,
            "parity": par, "wall_s": round(time.monotonic() - t0, 1)}

@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     import onnxruntime
     import openvino
 
-    mach = machine(f"onnxruntime {onnxruntime.__version__}, openvino {openvino.get_version().split('-')[0]}")
+    from fashionsearchnet.runtime.bench import machine as cpu
+
+    mach = machine(f"{cpu()['cpu']}, onnxruntime {onnxruntime.__version__}, "
+                   f"openvino {openvino.get_version().split('-')[0]}")
     out = {"command": cmd, "machine": mach, "threads": a.threads, "rounds": a.rounds, "block": a.block,
            "targets": {"batch1_ms": TARGET_BATCH1_MS, "throughput_ips": TARGET_IPS}, "results": res,
            "wall_s": round(wall, 1)}
