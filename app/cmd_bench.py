@@ -12,7 +12,16 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-ALL = ("ort-cpu", "ort-cuda", "trt", "torch-eager", "torch-cuda")
+ALL = ("ort-cpu", "ort-cuda", "trt", "torch-eager", "torch-cuda", "openvino-cpu", "openvino-cpu-bf16", "openvino-gpu",
+       "openvino-npu")
+
+
+def openvino_row(kind: str):
+    """``openvino-<device>[-bf16]`` -> BackendChoice (the OpenVINO rows of the table)."""
+    from fashionsearchnet.runtime.backends import BackendChoice
+
+    parts = kind.split("-")
+    return BackendChoice("openvino", parts[1].upper(), parts[2] if len(parts) > 2 else "fp32")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,10 +64,21 @@ def _extractor(kind: str, bundle, args):
     from fashionsearchnet.runtime.extractor import FeatureExtractor
 
     try:
-        return FeatureExtractor(bundle, backend=kind, threads=args.threads, max_batch=getattr(args, "max_batch", None),
+        backend = openvino_row(kind) if kind.startswith("openvino") else kind
+        return FeatureExtractor(bundle, backend=backend, threads=args.threads,
+                                max_batch=getattr(args, "max_batch", None),
                                 opt_batch=getattr(args, "opt_batch", None)), None
     except FSNError as e:
         return None, str(e)
+
+
+def _openvino_version() -> str:
+    """", openvino <version>" where the package is installed (for the table's machine line), else ""."""
+    if importlib.util.find_spec("openvino") is None:
+        return ""
+    import openvino
+
+    return f", openvino {openvino.get_version().split('-')[0]}"
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -149,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     meta = {"bundle": str(args.bundle), "command": command_line(args),
-            "machine": machine(), "onnxruntime": onnxruntime.__version__,
+            "machine": machine(), "onnxruntime": onnxruntime.__version__ + _openvino_version(),
             "preset": bundle.manifest.get("run", {}).get("preset", {}).get("name", "?"),
             "precision": bundle.precision, "input_size": bundle.preprocessing.size, "runs": args.runs,
             "warmup": args.warmup, "image_size": args.image_size}

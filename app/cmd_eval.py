@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from fashionsearchnet.app import backend_options
 from fashionsearchnet.errors import UsageError
 from fashionsearchnet.fileio import atomic_write_text
 
@@ -31,12 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma list of trained methods to evaluate (default all found)")
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda (default cpu); with --backend openvino an OpenVINO device (CPU, GPU, NPU, AUTO)")
     p.add_argument("--region-weight", type=_weight, default=None,
                    help="fsn_region down-weight of the representations a region request does not touch, in [0, 1] "
                         "(default: the one stored with the run or bundle)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"),
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "openvino"),
                    help="feature extraction backend when RUN is a bundle folder (default auto)")
+    backend_options.add_arguments(p, device=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     if is_bundle(args.run):  # a bundle folder: runtime features + exact search (no torch)
         result = evaluate_bundle(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
-                                 backend=args.backend, bars=lambda n, d: bar(n, d, "img"),
+                                 backend=backend_options.backend_choice(args), bars=lambda n, d: bar(n, d, "img"),
                                  region_weight=args.region_weight)
     else:
         from fashionsearchnet.training.evaluate import evaluate_run

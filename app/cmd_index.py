@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fashionsearchnet.app import backend_options
+
 log = logging.getLogger(__name__)
 
 
@@ -12,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="model bundle folder written by 'fsn export'")
     p.add_argument("data", help="dataset folder (attributes.csv; every row is indexed) or a folder of images")
     p.add_argument("--out", required=True, help="gallery folder to create")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="feature extraction backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "openvino"), help="feature extraction backend")
+    backend_options.add_arguments(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per extraction batch (default 32)")
     p.add_argument("--M", type=int, default=16, help="hnsw graph degree (default 16)")
     p.add_argument("--ef-construction", type=int, default=40,
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         state["advance"](done)
 
     try:
-        g = index_catalogue(args.bundle, args.data, args.out, backend=args.backend, batch_size=args.batch_size,
+        g = index_catalogue(args.bundle, args.data, args.out, backend=backend_options.backend_choice(args),
+                            batch_size=args.batch_size,
                             hnsw=hnsw, force=args.force, progress=lambda n: state["advance"](n), on_total=on_total,
                             ray=args.ray is not None, ray_address=args.ray or None, ray_workers=args.ray_workers)
     finally:

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from fashionsearchnet.app import backend_options
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explain", metavar="OUT.png", help="draw the query with its attribute boxes and the results")
     p.add_argument("--exact", action="store_true", help="exact search instead of the hnsw indices")
     p.add_argument("--bundle", help="bundle for image queries (default: the one the gallery was built with)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="backend for image queries")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "openvino"), help="backend for image queries")
+    backend_options.add_arguments(p)
 
 
 def printable(text: object) -> str:
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         bundle = Bundle.open(args.bundle or g.bundle.path)
         g.check_bundle(bundle)
-        with FeatureExtractor(bundle, backend=args.backend) as fx:
+        with FeatureExtractor(bundle, backend=backend_options.backend_choice(args)) as fx:
             f = fx.extract([args.query], batch_size=1)
         query = f.to_table()
         qimage, qboxes = read_image(args.query), normalized_boxes(f.attr_boxes, f.aams.shape[-2:])[0]

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from fashionsearchnet.app import backend_options
+
 log = logging.getLogger(__name__)
 
 
@@ -13,8 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("gallery", help="gallery folder written by 'fsn index'")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "ort-cpu", "ort-cuda", "ort-trt", "trt"),
-                   help="feature extraction backend for uploaded photos (default auto: trt, ort-cuda, ort-cpu)")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "ort-cpu", "ort-cuda", "ort-trt", "trt", "openvino"),
+                   help="feature extraction backend for uploaded photos (default auto: trt, ort-cuda, openvino, ort-cpu)")
+    backend_options.add_arguments(p)
     p.add_argument("--bundle", default=None, help="bundle folder (default: the one the gallery was built with)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (default 0 = all cores)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
-    backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)
+    backend = GalleryBackend(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args),
+                             threads=args.threads)
     server: uvicorn.Server | None = None
 
     def stop(message: str) -> None:

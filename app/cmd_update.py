@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fashionsearchnet.app import backend_options
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "this value into a new gallery, e.g. --keep store=12 (repeatable: all must match)")
     p.add_argument("--out", help="new gallery folder for --keep (a per-store gallery, no re-extraction)")
     p.add_argument("--bundle", help="bundle for --add (default: the one the gallery was built with)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt"), help="feature extraction backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "openvino"), help="feature extraction backend")
+    backend_options.add_arguments(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per extraction batch (default 32)")
 
 
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             state["advance"](done)
 
         try:
-            added = add_catalogue(g, bundle, args.add, backend=args.backend, batch_size=args.batch_size,
+            added = add_catalogue(g, bundle, args.add, backend=backend_options.backend_choice(args),
+                                  batch_size=args.batch_size,
                                   progress=lambda n: state["advance"](n), on_total=on_total)
         finally:
             if "bar" in state:

@@ -3,8 +3,10 @@ at batch sizes other than the export one and compare every output.
 
 Error measure per output: ``max|onnx - torch| / max(max|torch|, 1)`` (absolute for probabilities, relative to
 the tensor's scale for features). Tolerances: fp32 1e-4, fp16 3e-2 (fp16 weights and activations vs the fp32
-reference), int8 ``TOLERANCE["int8"]`` (int8 conv features vs the fp32 reference, measured on held-out training
-images: random-noise images lie outside the calibrated ranges, so int8 parity runs on real ``images``).
+reference), bf16 3e-2 (a runtime backend such as OpenVINO at bf16 inference precision vs the fp32 reference;
+compared like int8 where classes agree), int8 ``TOLERANCE["int8"]`` (int8 conv features vs the fp32 reference,
+measured on held-out training images: random-noise images lie outside the calibrated ranges, so int8 parity runs
+on real ``images``).
 For int8 the ``aams`` error counts only (image, attribute) pairs whose top class (from ``probs``) is the same in
 both (an AAM is the map of the top class: a near-tie may flip it, which is a different map, not a numeric
 error); the share of pairs that agree is reported as ``aam_top_class_agreement``. Likewise ``region_maps`` counts
@@ -29,7 +31,9 @@ from fashionsearchnet.training.model import REGION_CONFIDENCE
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = {"fp32": 1e-4, "fp16": 3e-2, "int8": 0.1}
+TOLERANCE = {"fp32": 1e-4, "fp16": 3e-2, "int8": 0.1, "bf16": 3e-2}
+# Compared only where the top class / relevant region classes agree (see the module docstring): reduced precisions.
+AGREEMENT_PRECISIONS = ("int8", "bf16")
 PARITY_BATCHES = (1, 3)
 
 
@@ -65,18 +69,29 @@ def region_class_set_agreement(probs_a: np.ndarray, probs_b: np.ndarray, num_cla
 
 
 def check_parity(model: torch.nn.Module, paths: dict[str, Path], size: int, precision: str = "fp32",
-                 batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0, images: np.ndarray | None = None) -> dict:
+                 batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0, images: np.ndarray | None = None,
+                 backend=None) -> dict:
     """Compare ONNX Runtime and PyTorch outputs; returns {"tolerance", "errors": {output: max error}}.
 
     ``images`` (N,3,S,S), N >= max(batches): real preprocessed images to use instead of random ones (int8).
+    ``backend``: a runtime Backend (e.g. openvino at bf16) to check instead of ONNX Runtime on the CPU;
+    ``precision`` then names its precision (the tolerance and whether AAMs compare only where classes agree).
     """
-    import onnxruntime as ort
-
-    from fashionsearchnet.runtime.backends.ort import session_options
-
     tol = TOLERANCE[precision]
-    so = session_options(precision)  # the runtime's CPU settings, so parity covers what kiosks run
-    sess = {g: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for g, p in paths.items()}
+    if backend is None:
+        import onnxruntime as ort
+
+        from fashionsearchnet.runtime.backends.ort import session_options
+
+        so = session_options(precision)  # the runtime's CPU settings, so parity covers what kiosks run
+        sess = {g: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for g, p in paths.items()}
+
+        def run(graph: str, names, inputs):
+            return sess[graph].run(list(names), inputs)
+    else:
+        def run(graph: str, names, inputs):
+            out = backend.run(graph, inputs)
+            return [out[n] for n in names]
     rng = np.random.default_rng(seed)
     worst: dict[str, float] = {}
     agree_n = agree_d = region_n = region_d = 0
@@ -91,8 +106,8 @@ def check_parity(model: torch.nn.Module, paths: dict[str, Path], size: int, prec
         x = np.ascontiguousarray(x, dtype=np.float32)
         with torch.no_grad():
             ref_bb = [t.float().numpy() for t in model.backbone(torch.from_numpy(x))]
-        got_bb = sess["backbone"].run(list(BACKBONE_OUT), {"images": x})
-        if precision == "int8":  # compare AAMs only where the top class agrees (module docstring)
+        got_bb = run("backbone", BACKBONE_OUT, {"images": x})
+        if precision in AGREEMENT_PRECISIONS:  # compare AAMs only where the top class agrees (module docstring)
             ok = top_class_agreement(got_bb[1], ref_bb[1], num_classes)
             agree_n, agree_d = agree_n + int(ok.sum()), agree_d + ok.size
             got_bb[2] = np.where(ok[:, :, None, None], got_bb[2], ref_bb[2])
@@ -105,7 +120,7 @@ def check_parity(model: torch.nn.Module, paths: dict[str, Path], size: int, prec
         with torch.no_grad():
             ref_hd = [t.float().numpy() for t in model.heads(torch.from_numpy(ref_bb[0]), torch.from_numpy(boxes))]
         # heads on the reference conv5 so the heads' error is measured alone
-        got_hd = sess["heads"].run(list(HEADS_OUT), {"conv5": ref_bb[0], "boxes": boxes})
+        got_hd = run("heads", HEADS_OUT, {"conv5": ref_bb[0], "boxes": boxes})
         for graph, names, got, ref in (("backbone", BACKBONE_OUT, got_bb, ref_bb), ("heads", HEADS_OUT, got_hd, ref_hd)):
             for name, g_arr, r_arr in zip(names, got, ref):
                 if g_arr.shape != r_arr.shape:
@@ -127,7 +142,7 @@ def check_parity(model: torch.nn.Module, paths: dict[str, Path], size: int, prec
              ", ".join(f"{k}={v:.1e}" for k, v in worst.items()))
     out = {"tolerance": tol, "measure": "max|onnx-torch|/max(max|torch|,1)", "batches": list(batches),
            "errors": worst, "inputs": "random normal images" if images is None else "given images"}
-    if precision == "int8":
+    if precision in AGREEMENT_PRECISIONS:
         out["aam_top_class_agreement"] = agree_n / max(agree_d, 1)
         out["region_class_set_agreement"] = region_n / max(region_d, 1)
     return out
