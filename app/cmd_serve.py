@@ -47,7 +47,7 @@ def allowed_hosts(bound: str, extra: list[str]) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.app.server import Limits, create_app
     from fashionsearchnet.errors import GalleryError, UsageError
     from fashionsearchnet.runtime.backends.ort import check_threads
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
-    backend = GalleryBackend(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)
+    backend = GalleryService(gallery, bundle=args.bundle, backend=args.backend, threads=args.threads)
     server: uvicorn.Server | None = None
 
     def stop(message: str) -> None:

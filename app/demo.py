@@ -4,7 +4,7 @@ Every step writes into ``DIR`` and is skipped on a rerun when its output exists 
 records the configuration each output was made with): ``data/`` (synthetic catalogue), ``run/`` (training run),
 ``bundle/`` (ONNX bundle), ``gallery/`` (search index), ``report.html`` (always rewritten, seconds).
 
-The example searches go through :class:`~fashionsearchnet.app.gallery_backend.GalleryBackend`, the same code
+The example searches go through :class:`~fashionsearchnet.app.gallery_service.GalleryService`, the same code
 the HTTP service runs. Torch is imported only by the train and export steps.
 """
 from __future__ import annotations
@@ -336,13 +336,13 @@ def _thumb(path: Path, size: int = 128) -> str:
 # ---- report -----------------------------------------------------------------------------------------
 def run_examples(out: Path, cfg: DemoConfig) -> tuple[Any, Any, list[Example]]:
     """Open the gallery like the service does and run the example searches."""
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.data.preprocess import read_image
     from fashionsearchnet.search.request import Request
 
     ds = load_dataset(out / "data")
-    backend = GalleryBackend(out / "gallery", backend="ort")
+    backend = GalleryService(out / "gallery", backend="ort")
     backend.load()
     examples = make_examples(ds, backend.gallery)
     for ex in examples:
