@@ -35,8 +35,8 @@ _EXPORTS: dict[str, str] = {
     # build a gallery from a catalogue folder with a bundle (what `fsn index` does)
     "index_catalogue": "gallery.indexer",
     # a search request ("attr=value", "region:attr=value") and the query's features in search form
-    "Request": "gallery.scoring",
-    "FeatureTable": "gallery.scoring",
+    "Request": "search.request",
+    "FeatureTable": "search.table",
     # the attribute / value / region vocabulary of a catalogue and a bundle
     "Schema": "data.schema",
     # the base class of every error this package raises on bad input (one line saying what to do)
@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from fashionsearchnet.errors import FSNError
     from fashionsearchnet.gallery.gallery import Gallery, Result, SearchResult
     from fashionsearchnet.gallery.indexer import index_catalogue
-    from fashionsearchnet.gallery.scoring import FeatureTable, Request
+    from fashionsearchnet.search.request import Request
+    from fashionsearchnet.search.table import FeatureTable
     from fashionsearchnet.runtime.bundle import Bundle
     from fashionsearchnet.runtime.extractor import FeatureExtractor, Features
