@@ -1,5 +1,6 @@
-"""The service's SearchService on a published gallery (gallery/gallery.py ``Gallery.search``) and its bundle
-(runtime/extractor.py ``FeatureExtractor``). No torch.
+"""The gallery-backed search service: the kiosk's :class:`~fashionsearchnet.app.service_api.SearchService` on a
+published gallery (gallery/gallery.py ``Gallery.search``) and its bundle (runtime/extractor.py
+``FeatureExtractor``). No torch.
 
 One extractor is shared by every request: model runs are serialised by a lock (ONNX Runtime already uses
 every core for one image); searches run concurrently under the gallery's own read lock. The gallery follows
