@@ -1,5 +1,6 @@
 """fsn demo --out DIR: synthesise a catalogue, train the edge preset briefly, export, index, run example searches
-(by photo, attribute manipulation, region-specific) and write DIR/report.html. A rerun reuses what exists."""
+(by photo, attribute manipulation, region-specific) and write DIR/report.html (the same facts as data in
+DIR/report.json). A rerun reuses what exists."""
 from __future__ import annotations
 
 import argparse

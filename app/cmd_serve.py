@@ -50,7 +50,7 @@ def allowed_hosts(bound: str, extra: list[str]) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.app.server import Limits, create_app
     from fashionsearchnet.errors import GalleryError, UsageError
     from fashionsearchnet.runtime.backends.ort import check_threads
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)  # before the model loads in the background
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
-    backend = GalleryBackend(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args),
+    backend = GalleryService(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args),
                              threads=args.threads)
     server: uvicorn.Server | None = None
 

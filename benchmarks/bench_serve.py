@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py GALLERY [--n 200] [--out benchmarks/results/bench_serve]
 
-Runs the service's own code path (``app/server.py`` decode + ``GalleryBackend.search``) on a 640x480 JPEG
+Runs the service's own code path (``app/server.py`` decode + ``GalleryService.search``) on a 640x480 JPEG
 made from a gallery image and on gallery item queries with a manipulation; reports p50/p99 per stage.
 Compare with ``load_serve.py`` (over HTTP) to see the HTTP + multipart overhead. Writes OUT.json and OUT.md.
 """
@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks/results/bench_serve")
     args = ap.parse_args(argv)
 
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.app.server import Limits, _decode
 
-    be = GalleryBackend(args.gallery, backend="ort", threads=args.threads)
+    be = GalleryService(args.gallery, backend="ort", threads=args.threads)
     t0 = time.perf_counter()
     be.load()
     load_s = time.perf_counter() - t0

@@ -1,4 +1,6 @@
-"""``--explain``: the query with its attribute boxes beside the result thumbnails, in one picture (OpenCV)."""
+"""``--explain``: the query with its attribute boxes beside the result thumbnails, in one picture (OpenCV).
+
+The drawing pieces (:func:`fit`, :func:`draw_query`, :func:`box_color`) are also what ``fsn demo``'s report uses."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +16,13 @@ _COLORS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
            (240, 50, 230), (210, 245, 60)]
 
 
-def _fit(rgb: np.ndarray, size: int) -> np.ndarray:
+def box_color(i: int) -> tuple[int, int, int]:
+    """The RGB colour :func:`draw_query` gives box ``i``."""
+    return _COLORS[i % len(_COLORS)]
+
+
+def fit(rgb: np.ndarray, size: int) -> np.ndarray:
+    """``rgb`` scaled to fit a ``size`` x ``size`` white square, centred."""
     h, w = rgb.shape[:2]
     s = size / max(h, w)
     img = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
@@ -24,19 +32,28 @@ def _fit(rgb: np.ndarray, size: int) -> np.ndarray:
     return canvas
 
 
-def draw_query(rgb: np.ndarray, boxes: np.ndarray, labels: Sequence[str], size: int = 320) -> np.ndarray:
-    """Query image (RGB) with one box per attribute; ``boxes`` (A, 4) are fractions [x0, y0, x1, y1) of the image."""
-    canvas = _fit(rgb, size)
+def draw_query(rgb: np.ndarray, boxes: np.ndarray, labels: Sequence[str], size: int = 320,
+               widths: Sequence[int] | None = None, captions: bool = True, stagger: int = 0) -> np.ndarray:
+    """Query image (RGB) with one box per attribute; ``boxes`` (A, 4) are fractions [x0, y0, x1, y1) of the image.
+
+    ``widths``: line width per box (default 2); ``captions``: write each label in the picture (else the caller shows
+    a legend in :func:`box_color`); ``stagger``: inset box ``i`` by ``stagger * (i % 3)`` px so equal boxes stay
+    visible."""
+    canvas = fit(rgb, size)
     h, w = rgb.shape[:2]
     s = size / max(h, w)
     ox, oy = (size - round(w * s)) // 2, (size - round(h * s)) // 2
     for i, (b, text) in enumerate(zip(boxes, labels)):
-        c = _COLORS[i % len(_COLORS)]
+        c = box_color(i)
         x0, y0 = int(ox + b[0] * w * s), int(oy + b[1] * h * s)
         x1, y1 = int(ox + b[2] * w * s) - 1, int(oy + b[3] * h * s) - 1
-        cv2.rectangle(canvas, (x0, y0), (x1, y1), c, 2)
-        cv2.putText(canvas, text, (x0 + 3, max(12, y0 + 12 + 12 * (i % 2))), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1,
-                    cv2.LINE_AA)
+        d = stagger * (i % 3)
+        if d:
+            x0, y0, x1, y1 = x0 + d, y0 + d, max(x0 + d, x1 - d), max(y0 + d, y1 - d)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), c, 2 if widths is None else int(widths[i]))
+        if captions:
+            cv2.putText(canvas, text, (x0 + 3, max(12, y0 + 12 + 12 * (i % 2))), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c,
+                        1, cv2.LINE_AA)
     return canvas
 
 
@@ -53,7 +70,7 @@ def explain_image(query_rgb: np.ndarray, query_boxes: np.ndarray, query_labels: 
     for i, (path, caption, dist) in enumerate(results):
         r, c = divmod(i, cols)
         try:
-            img = _fit(read_image(path), thumb)
+            img = fit(read_image(path), thumb)
         except ImageError:
             img = np.full((thumb, thumb, 3), 200, np.uint8)
             cv2.putText(img, "missing", (8, thumb // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)

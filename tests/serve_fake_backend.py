@@ -1,4 +1,4 @@
-"""A planted-truth SearchBackend for the HTTP tests: items with known attributes, distance = number of
+"""A planted-truth SearchService for the HTTP tests: items with known attributes, distance = number of
 attributes that differ from the (manipulated) query, ties by row. Counts concurrent calls."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
+from fashionsearchnet.app.service_api import Answer, Box, QueryInfo
 from fashionsearchnet.search.request import Request
 from fashionsearchnet.data.synth import synthetic_schema
 from fashionsearchnet.errors import GalleryError

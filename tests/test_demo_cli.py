@@ -9,7 +9,7 @@ import time
 
 
 from fashionsearchnet.app.cli import main
-from fashionsearchnet.app.demo import _fresh, build
+from fashionsearchnet.app.demo.pipeline import _fresh, build
 
 
 def test_demo_builds_every_step_and_writes_the_report(kiosk_demo):

@@ -12,7 +12,7 @@ KIOSK_COMMANDS = ["synth", "convert", "index", "search", "serve", "eval"]
 
 CODE = textwrap.dedent("""
     import importlib, importlib.util, pkgutil, sys
-    BLOCKED = ("torch", "onnx", "onnxscript", "torchvision")
+    BLOCKED = ("torch", "onnx", "onnxscript", "torchvision", "jinja2")
     class Block:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:

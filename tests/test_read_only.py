@@ -93,7 +93,7 @@ def test_search_and_serve_backend_on_read_only_gallery_and_bundle(tmp_path, tmp_
     from runtime_standin import tiny_bundle
 
     from fashionsearchnet.app.cli import main
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.data.preprocess import read_image
 
     src = tmp_path / "site"
@@ -111,7 +111,7 @@ def test_search_and_serve_backend_on_read_only_gallery_and_bundle(tmp_path, tmp_
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # what fsn serve runs: load, warm up, search by upload and by item
-    backend = GalleryBackend(ro / "gal", bundle=ro / "bundle", backend="ort")
+    backend = GalleryService(ro / "gal", bundle=ro / "bundle", backend="ort")
     backend.load()
     try:
         answer = backend.search(read_image(ro / "cat" / "2.jpg"), Request.parse(["color=red"], backend.schema), [], 3)

@@ -109,11 +109,11 @@ def site(tmp_path, tmp_path_factory, tiny_synth):
 
 
 def test_swapped_or_missing_catalogue_images_are_refused_server_side(site, tmp_path, caplog):
-    from fashionsearchnet.app.gallery_backend import GalleryBackend
+    from fashionsearchnet.app.gallery_service import GalleryService
 
     secret = tmp_path / "secret.jpg"
     secret.write_bytes((site["cat"] / "5.jpg").read_bytes())  # outside the catalogue
-    backend = GalleryBackend(site["gal"], backend="ort")
+    backend = GalleryService(site["gal"], backend="ort")
     with TestClient(create_app(backend, Limits(), load_in_background=False)) as c:
         assert c.get("/items/2.jpg/image").status_code == 200
         (site["cat"] / "2.jpg").unlink()

@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from fashionsearchnet.app.cli import main  # noqa: E402
-from fashionsearchnet.app.gallery_backend import GalleryBackend  # noqa: E402
+from fashionsearchnet.app.gallery_service import GalleryService  # noqa: E402
 from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def _ids(c: TestClient, query: str) -> list[str]:
 
 
 def test_update_is_served_without_restart_while_clients_search(site):
-    backend = GalleryBackend(site / "gal", backend="ort", poll_s=0.05)
+    backend = GalleryService(site / "gal", backend="ort", poll_s=0.05)
     with TestClient(create_app(backend, Limits(), load_in_background=False)) as c:
         h0 = c.get("/health").json()
         assert h0["status"] == "ready" and h0["items"] == 8
@@ -88,7 +88,7 @@ def test_update_is_served_without_restart_while_clients_search(site):
 
 
 def test_a_damaged_new_generation_keeps_the_current_one_in_service(site):
-    backend = GalleryBackend(site / "gal", backend="ort", poll_s=0.05)
+    backend = GalleryService(site / "gal", backend="ort", poll_s=0.05)
     with TestClient(create_app(backend, Limits(), load_in_background=False)) as c:
         gen0 = c.get("/health").json()["generation"]
         assert main(["update", str(site / "gal"), "--remove", "3.jpg"]) == 0

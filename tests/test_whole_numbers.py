@@ -27,7 +27,7 @@ def test_whole_number_digit_strings(value, expected):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2.5, True])
 def test_library_checks_refuse_non_whole_numbers_with_a_usage_error(bad):
-    from fashionsearchnet.app.kiosk_backend import check_k as request_k
+    from fashionsearchnet.app.service_api import check_k as request_k
     from fashionsearchnet.search.exact import check_k
     from fashionsearchnet.runtime.backends.ort import check_threads
 

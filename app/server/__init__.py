@@ -1,6 +1,6 @@
 """The local HTTP service and kiosk page (FastAPI on uvicorn). No torch.
 
-``create_app(backend)`` builds the ASGI app around a :class:`~fashionsearchnet.app.kiosk_backend.SearchBackend`:
+``create_app(backend)`` builds the ASGI app around a :class:`~fashionsearchnet.app.service_api.SearchService`:
 
 - ``GET /``: the kiosk page (``app/static/``); ``GET /static/...``: its script and style.
 - ``GET /health``: 503 ``{"status": "loading"}`` until the model is loaded and warmed up, then 200 with the

@@ -1,4 +1,4 @@
-"""``create_app(backend)``: the FastAPI app (middleware, error mapping, routes) around a SearchBackend."""
+"""``create_app(backend)``: the FastAPI app (middleware, error mapping, routes) around a SearchService."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from fashionsearchnet.app.kiosk_backend import SearchBackend
+from fashionsearchnet.app.service_api import SearchService
 from fashionsearchnet.app.server import errors
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.middleware import BodyLimit, HostAllowList
@@ -22,7 +22,7 @@ from fashionsearchnet.errors import FSNError, one_line
 log = logging.getLogger(__name__)
 
 
-def create_app(backend: SearchBackend, limits: Limits | None = None, load_in_background: bool = True,
+def create_app(backend: SearchService, limits: Limits | None = None, load_in_background: bool = True,
                on_load_failed: Callable[[str], None] | None = None) -> FastAPI:
     """The FastAPI app around ``backend``; ``backend.load()`` runs in a thread at start-up (/health 503 until done).
 

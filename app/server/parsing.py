@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from fashionsearchnet.app.kiosk_backend import check_k
+from fashionsearchnet.app.service_api import check_k
 from fashionsearchnet.app.server.errors import BodyTooLarge, ClientError
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.models import SearchJSON

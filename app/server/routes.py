@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from fashionsearchnet.app.kiosk_backend import Answer, SearchBackend, schema_description
+from fashionsearchnet.app.service_api import Answer, SearchService, schema_description
 from fashionsearchnet.app.server.errors import ClientError
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.models import (
@@ -34,7 +34,7 @@ def image_url(item_id: str) -> str:
     return f"/items/{quote(item_id, safe='')}/image"
 
 
-def build_router(backend: SearchBackend, state: ServiceState, limits: Limits) -> APIRouter:
+def build_router(backend: SearchService, state: ServiceState, limits: Limits) -> APIRouter:
     router = APIRouter()
 
     def ready() -> None:

@@ -1,5 +1,6 @@
-"""The service's SearchBackend on a published gallery (gallery/gallery.py ``Gallery.search``) and its bundle
-(runtime/extractor.py ``FeatureExtractor``). No torch.
+"""The gallery-backed search service: the kiosk's :class:`~fashionsearchnet.app.service_api.SearchService` on a
+published gallery (gallery/gallery.py ``Gallery.search``) and its bundle (runtime/extractor.py
+``FeatureExtractor``). No torch.
 
 One extractor is shared by every request: model runs are serialised by a lock (ONNX Runtime already uses
 every core for one image); searches run concurrently under the gallery's own read lock. The gallery follows
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fashionsearchnet.app.kiosk_backend import Answer, Box, QueryInfo
+from fashionsearchnet.app.service_api import Answer, Box, QueryInfo
 from fashionsearchnet.errors import CatalogueFileError, GalleryError, ImageError
 from fashionsearchnet.search.request import Request
 
@@ -35,7 +36,7 @@ def query_info(feats: Any, schema: Any, width: int, height: int, item_id: str | 
     return QueryInfo(width, height, pred, boxes, item_id)
 
 
-class GalleryBackend:
+class GalleryService:
     """Open ``gallery`` (and the bundle it was built with, or ``bundle``) on ``load()``."""
 
     def __init__(self, gallery: str | Path, bundle: str | Path | None = None, backend: str = "auto",

@@ -1,7 +1,8 @@
-"""What the HTTP service needs from a search engine (a small protocol), and pure helpers shared by the
-service and its adapters. No torch, no FastAPI here.
+"""The kiosk service's API types: the answer shown to the kiosk page (:class:`Answer`, :class:`QueryInfo`,
+:class:`Box`), the :class:`SearchService` protocol the HTTP layer calls, and pure request helpers shared by the
+service and its implementations. No torch, no FastAPI here.
 
-:class:`SearchBackend` is implemented by :class:`fashionsearchnet.app.gallery_backend.GalleryBackend`
+:class:`SearchService` is implemented by :class:`fashionsearchnet.app.gallery_service.GalleryService`
 (a published gallery + its bundle, on the gallery engineer's ``Gallery.search``) and by a fake in the tests.
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Answer:
     candidates: int
 
 
-class SearchBackend(Protocol):
+class SearchService(Protocol):
     """A loaded model + gallery the service shares between concurrent requests (implementations lock)."""
 
     schema: Schema
@@ -99,5 +100,5 @@ def check_k(k: Any, k_max: int) -> int:
     return kk
 
 
-__all__ = ["Answer", "Box", "QueryInfo", "SearchBackend", "check_k",
+__all__ = ["Answer", "Box", "QueryInfo", "SearchService", "check_k",
            "schema_description", "SchemaError"]

@@ -1,0 +1,219 @@
+"""``fsn demo``'s pipeline: synthesise a catalogue, train briefly, export, index, then run the example searches
+(:mod:`.examples`) and write the report (:mod:`.report`).
+
+Every step writes into ``DIR`` and is skipped on a rerun when its output exists and is valid (``DIR/demo.json``
+records the configuration each output was made with): ``data/`` (synthetic catalogue), ``run/`` (training run),
+``bundle/`` (ONNX bundle), ``gallery/`` (search index), ``report.html`` + ``report.json`` (always rewritten,
+seconds).
+
+The example searches go through :class:`~fashionsearchnet.app.gallery_service.GalleryService`, the same code
+the HTTP service runs. Torch is imported only by the train and export steps.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+from fashionsearchnet.errors import FSNError
+
+log = logging.getLogger(__name__)
+
+Bars = Callable[[int | None, str], ContextManager[Callable[[int], None]]]
+STATE = "demo.json"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo builds. The defaults fit in about 10 minutes on a 2-core CPU."""
+
+    count: int = 600
+    size: int = 128
+    seed: int = 0
+    preset: str = "edge"
+    epochs: tuple[int, int, int] = (8, 3, 20)  # measured: 6.8 min in all with (8, 3, 40) on a busy 2-core CPU
+    batch_size: int = 32
+    lr: float = 0.02
+    k: int = 8
+
+    def step_key(self, step: str) -> dict[str, Any]:
+        """The part of the configuration that a step's output depends on."""
+        d = asdict(self)
+        keys = {"data": ("count", "size", "seed"),
+                "run": ("count", "size", "seed", "preset", "epochs", "batch_size", "lr")}
+        keys["bundle"] = keys["run"]
+        keys["gallery"] = keys["run"]
+        return {k: d[k] for k in keys[step]}
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    report: Path
+    gallery: Path
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _no_bar(total: int | None, desc: str):
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        yield lambda n=1: None
+
+    return cm()
+
+
+# ---- state ------------------------------------------------------------------------------------------
+def _load_state(out: Path) -> dict[str, Any]:
+    p = out / STATE
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        log.warning("%s: unreadable; rebuilding every step", p)
+        return {}
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    tmp = out / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    tmp.replace(out / STATE)
+
+
+def _fresh(state: dict[str, Any], step: str, cfg: DemoConfig, check: Callable[[], bool]) -> bool:
+    if state.get(step, {}).get("config") != json.loads(json.dumps(cfg.step_key(step))):
+        return False
+    try:
+        return bool(check())
+    except (FSNError, OSError, ValueError, KeyError) as e:
+        log.info("%s: existing output is not valid (%s); rebuilding it", step, e)
+        return False
+
+
+# ---- steps ------------------------------------------------------------------------------------------
+def _step_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
+    from fashionsearchnet.data.synth import generate
+
+    data = out / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    with bars(cfg.count, "1/4 synthesise") as advance:
+        generate(data, cfg.count, seed=cfg.seed, size=cfg.size, progress=advance)
+    return data
+
+
+def _step_train(out: Path, data: Path, cfg: DemoConfig, bars: Bars) -> Path:
+    from fashionsearchnet.data.dataset import load_dataset
+    from fashionsearchnet.training.trainer import TrainConfig, train
+
+    run = out / "run"
+    if run.exists():
+        shutil.rmtree(run)
+    tcfg = TrainConfig(preset=cfg.preset, methods=("fsn",), seed=cfg.seed, epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, lr=cfg.lr)
+    train(load_dataset(data), run, tcfg, bars=lambda total, desc: bars(total, f"2/4 train {desc}"))
+    return run
+
+
+def _step_export(out: Path, run: Path) -> Path:
+    from fashionsearchnet.export.exporter import export_run
+
+    bundle = out / "bundle"
+    export_run(run, bundle, method="fsn")
+    return bundle
+
+
+def _step_index(out: Path, bundle: Path, data: Path, cfg: DemoConfig, bars: Bars) -> Path:
+    from fashionsearchnet.gallery.indexer import index_catalogue
+
+    gallery = out / "gallery"
+    holder: dict[str, Any] = {}
+
+    def on_total(total: int, done: int) -> None:
+        holder["cm"] = bars(total, "4/4 index")
+        holder["advance"] = holder["cm"].__enter__()
+        holder["advance"](done)
+
+    try:
+        index_catalogue(bundle, data, gallery, backend="ort", batch_size=64, force=True,
+                        progress=lambda n: holder["advance"](n), on_total=on_total)
+    finally:
+        if "cm" in holder:
+            holder["cm"].__exit__(None, None, None)
+    return gallery
+
+
+def _bundle_matches_run(bundle: Path, run: Path) -> bool:
+    from fashionsearchnet.fileio import sha256_file
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    b = Bundle.open(bundle)
+    return b.manifest.get("run", {}).get("checkpoint_sha256") == sha256_file(run / "fsn" / "checkpoint.pt")
+
+
+def _gallery_matches_bundle(gallery: Path, bundle: Path) -> bool:
+    from fashionsearchnet.gallery.gallery import Gallery
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    return len(Gallery.open(gallery, bundle=Bundle.open(bundle))) > 0
+
+
+def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = None) -> DemoResult:
+    """Run (or reuse) every step and write ``out/report.html``."""
+    bars = bars or _no_bar
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out)
+    steps: dict[str, dict[str, Any]] = {}
+    data, run, bundle, gallery = out / "data", out / "run", out / "bundle", out / "gallery"
+
+    def step(name: str, valid: Callable[[], bool], make: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        if _fresh(state, name, cfg, valid):
+            log.info("%s: reusing %s", name, out / name)
+            steps[name] = {"reused": True, "seconds": state[name].get("seconds", 0.0)}
+            return
+        for later in ("data", "run", "bundle", "gallery")[("data", "run", "bundle", "gallery").index(name):]:
+            state.pop(later, None)  # everything after a rebuilt step is rebuilt too
+        _save_state(out, state)
+        make()
+        secs = round(time.perf_counter() - t0, 1)
+        state[name] = {"config": cfg.step_key(name), "seconds": secs}
+        _save_state(out, state)
+        steps[name] = {"reused": False, "seconds": secs}
+        log.info("%s: done in %.1f s", name, secs)
+
+    step("data", lambda: (data / "attributes.csv").is_file(), lambda: _step_data(out, cfg, bars))
+    step("run", lambda: (run / "fsn" / "checkpoint.pt").is_file(), lambda: _step_train(out, data, cfg, bars))
+    step("bundle", lambda: _bundle_matches_run(bundle, run), lambda: _step_export(out, run))
+    step("gallery", lambda: _gallery_matches_bundle(gallery, bundle), lambda: _step_index(out, bundle, data, cfg, bars))
+    t0 = time.perf_counter()
+    report = _step_report(out, cfg, steps)
+    steps["report"] = {"reused": False, "seconds": round(time.perf_counter() - t0, 1)}
+    return DemoResult(out, report, gallery, steps)
+
+
+def _step_report(out: Path, cfg: DemoConfig, steps: dict[str, dict[str, Any]]) -> Path:
+    """Open the gallery like the service does, run the example searches and write ``report.html`` (+ ``.json``)."""
+    from fashionsearchnet.app.demo.examples import make_examples, run_examples
+    from fashionsearchnet.app.demo.report import report_data, write_report
+    from fashionsearchnet.app.gallery_service import GalleryService
+    from fashionsearchnet.data.dataset import load_dataset
+
+    ds = load_dataset(out / "data")
+    service = GalleryService(out / "gallery", backend="ort")
+    service.load()
+    try:
+        examples = make_examples(ds)
+        run_examples(ds, service, examples, cfg.k)
+        data = report_data(ds, examples, cfg=asdict(cfg), gallery=out / "gallery", service=service.describe(),
+                           steps=steps)
+        return write_report(out, data, ds)
+    finally:
+        service.close()
