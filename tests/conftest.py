@@ -1,9 +1,114 @@
-"""Shared session fixtures: a tiny synthetic catalogue made once per test session (seconds)."""
+"""Shared session fixtures (a tiny synthetic catalogue, the checked-in tiny bundle, a tiny bundle exported with
+torch, the kiosk demo), the automatic skips of the ``gpu`` / ``tensorrt`` / ``browser`` markers, and torch
+blocked in the kiosk-side test folders."""
 from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from fashionsearchnet.data.synth import generate
+from tests.support import make_tiny_bundle
+from tests.support.torch_block import torch_blocked
+
+TESTS = Path(__file__).resolve().parent
+# runtime/, gallery/, data/ and the search core never import torch; their tests run with it blocked
+TORCH_FREE_FOLDERS = ("data", "search", "runtime", "gallery")
+
+
+# ---- markers that skip themselves where the hardware or package is missing ---------------------------------
+@functools.lru_cache(maxsize=None)
+def _missing(marker: str) -> str | None:
+    """Why tests with ``marker`` cannot run here, or None when they can."""
+    if marker == "gpu":
+        try:
+            ok = subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=20).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        return None if ok else "needs an NVIDIA GPU (nvidia-smi -L finds none)"
+    if marker == "tensorrt":
+        return None if importlib.util.find_spec("tensorrt") else "needs TensorRT (the 'tensorrt' module is not installed)"
+    if marker == "browser":
+        if importlib.util.find_spec("playwright") is None:
+            return "needs Playwright: pip install -e '.[dev]'"
+        chromium = Path("/usr/bin/chromium")  # the browser test installs it with apt-get when it can
+        if not chromium.exists() and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+            return f"needs headless Chromium: {chromium} is missing and apt-get cannot be run here (needs root)"
+        return None
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker in ("gpu", "tensorrt", "browser"):
+            if item.get_closest_marker(marker) is not None and (why := _missing(marker)):
+                item.add_marker(pytest.mark.skip(reason=why))
+                break
+
+
+# ---- torch blocked in the kiosk-side folders ---------------------------------------------------------------
+def _torch_free(item) -> bool:
+    try:
+        return Path(item.path).resolve().relative_to(TESTS).parts[0] in TORCH_FREE_FOLDERS
+    except ValueError:
+        return False
+
+
+def _blocked_phase(item):
+    if _torch_free(item):
+        with torch_blocked():
+            yield
+    else:
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _blocked_phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _blocked_phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield from _blocked_phase(item)
+
+
+# ---- the tiny bundle ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A copy of the checked-in tiny bundle (tests/support/assets/tiny_bundle), its files checked against the
+    recorded sha256 list first. No torch needed."""
+    got, want = make_tiny_bundle.file_digests(make_tiny_bundle.ASSET), make_tiny_bundle.recorded_digests()
+    assert got == want, (f"{make_tiny_bundle.ASSET} differs from {make_tiny_bundle.SHA256_LIST}: "
+                         f"regenerate both with `{make_tiny_bundle.COMMAND}`")
+    dest = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
+    shutil.copytree(make_tiny_bundle.ASSET, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """``tiny_export(method="fsn", precision="fp32") -> (bundle, run)``: the tiny model of the checked-in asset
+    exported with torch at test time (about 5 s each, cached for the session)."""
+    pytest.importorskip("torch")
+    made: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+    def export(method: str = "fsn", precision: str = "fp32") -> tuple[Path, Path]:
+        if (method, precision) not in made:
+            root = tmp_path_factory.mktemp(f"export_{method}_{precision}")
+            made[method, precision] = make_tiny_bundle.export_tiny_bundle(root, method, precision)
+        return made[method, precision]
+
+    return export
 
 
 @pytest.fixture(scope="session")
