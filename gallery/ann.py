@@ -19,7 +19,7 @@ from fashionsearchnet.errors import GalleryError, UsageError
 
 @dataclass(frozen=True)
 class HnswConfig:
-    """Defaults picked by benchmarks/bench_hnsw_build.py (100k items, G=128): the fastest build whose recall@30
+    """Defaults picked by benchmarks/perf/bench_hnsw_build.py (100k items, G=128): the fastest build whose recall@30
     stays >= 0.99 for the plain and a manipulated space (M=16, ef_construction=40: 0.9975 / 0.9965)."""
 
     M: int = 16

@@ -1,6 +1,6 @@
 """The gallery: stored features, the catalogue of records and one hnswlib index per global space F(I, a*).
 
-Design (measured in benchmarks/bench_gallery.py): A+1 hnsw indices, one per weight set a* (0 = none, 1+a);
+Design (measured in benchmarks/perf/bench_gallery.py): A+1 hnsw indices, one per weight set a* (0 = none, 1+a);
 a query with one manipulation asks that set's index; several manipulations ask each of their indices for
 candidates and re-rank the union exactly (gallery/approximate.py). Which search runs is gallery/planner.py's
 choice; exact search and scoring are the search core's (fashionsearchnet.search). Updates (add, remove = hnsw

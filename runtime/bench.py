@@ -1,4 +1,4 @@
-"""Timing harness for feature extraction (torch-free; ``fsn bench`` and benchmarks/bench_runtime.py use it).
+"""Timing harness for feature extraction (torch-free; ``fsn bench`` and benchmarks/perf/bench_runtime.py use it).
 
 An extractor is anything with ``extract(images, batch_size) -> Features``, ``last_timings`` (ms per stage:
 preprocess, backbone, roi, heads, global) and ``backend_name``. Batch-1 end-to-end latency: ``runs`` timed

@@ -13,7 +13,7 @@ Heads: 1x1 conv ``reduce`` on conv5 -> ROI pooling ``pool`` x ``pool`` -> per at
   are 3 KB per item for 5 attributes (4.6 KB for 8).
 * ``edge`` and ``tiny`` add BatchNorm after every conv (choice: the paper starts from ImageNet AlexNet weights,
   which a kiosk project cannot download; from scratch, BN trains far faster: on a 3k-image synthetic catalogue
-  after 2 stage-1 epochs the training loss is 5.38 with BN vs 6.78 without, colour accuracy 0.92 vs 0.70; benchmarks/stage1_batchnorm.py reruns it). ``paper`` keeps the
+  after 2 stage-1 epochs the training loss is 5.38 with BN vs 6.78 without, colour accuracy 0.92 vs 0.70; benchmarks/experiments/stage1_batchnorm/stage1_batchnorm.py reruns it). ``paper`` keeps the
   paper's plain AlexNet convs so torchvision weights load as they are.
 * ``tiny``: 64 input, 7x7 conv5, a few thousand parameters per layer; trains in seconds on a CPU.
 """
