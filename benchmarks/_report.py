@@ -13,8 +13,14 @@ from fashionsearchnet.fileio import atomic_write_text
 
 
 def command() -> str:
-    """The command line that ran this script, shell-quoted so that it can be pasted back."""
-    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    """The command line that ran this script, shell-quoted so that it can be pasted back (from the repo root:
+    a benchmark run as ``python -m benchmarks.…`` is shown that way, not as the path of its file)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("benchmarks."):
+        argv = [sys.executable, "-m", spec.name, *sys.argv[1:]]
+    else:
+        argv = [sys.executable, *sys.argv]
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def machine(extra: str = "") -> str:

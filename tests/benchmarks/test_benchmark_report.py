@@ -55,3 +55,14 @@ def test_command_and_machine():
     assert m.endswith(", torch x")
     assert " CPUs, " in m and ", load " in m
     assert not report.machine().endswith(", ")
+
+
+def test_a_benchmark_run_as_a_module_is_shown_with_dash_m(monkeypatch):
+    import types
+    from importlib.machinery import ModuleSpec
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = ModuleSpec("benchmarks.perf.bench_synth", None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/abs/benchmarks/perf/bench_synth.py", "--count", "5", "--out", "a b"])
+    assert report.command() == f"{shlex.quote(sys.executable)} -m benchmarks.perf.bench_synth --count 5 --out 'a b'"
