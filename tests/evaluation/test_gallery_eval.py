@@ -42,6 +42,7 @@ def _resplit(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_bundle_eval_matches_the_pytorch_reference(run_and_bundle, tiny_synth, tmp_path):
     run, bundle = run_and_bundle
     tiny_synth = _resplit(tiny_synth, tmp_path / "data")

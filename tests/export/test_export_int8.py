@@ -41,6 +41,7 @@ def bundles(tmp_path_factory, tiny_synth):
     return run, root / "b32", root / "b8"
 
 
+@pytest.mark.slow
 def test_manifest_records_int8_and_the_calibration_set(bundles, tiny_synth):
     _, _, b8 = bundles
     m = json.loads((b8 / "manifest.json").read_text())
@@ -59,6 +60,7 @@ def test_manifest_records_int8_and_the_calibration_set(bundles, tiny_synth):
     assert props["fsn.precision"] == "int8"
 
 
+@pytest.mark.slow
 def test_backbone_is_qdq_with_symmetric_int8_and_heads_stay_float(bundles):
     _, _, b8 = bundles
     g = onnx.load(str(b8 / "backbone.onnx")).graph
@@ -76,6 +78,7 @@ def test_backbone_is_qdq_with_symmetric_int8_and_heads_stay_float(bundles):
     assert not hops & {"QuantizeLinear", "DequantizeLinear"}
 
 
+@pytest.mark.slow
 def test_int8_bundle_opens_and_features_are_close_to_fp32(bundles, tiny_synth):
     _, b32, b8 = bundles
     ds = load_dataset(tiny_synth)
@@ -103,6 +106,7 @@ def test_int8_bundle_opens_and_features_are_close_to_fp32(bundles, tiny_synth):
     assert not np.array_equal(a.aams, b.aams)  # the int8 graph really ran
 
 
+@pytest.mark.slow
 def test_calibration_images_are_preprocessed_exactly_like_the_runtime(bundles, tiny_synth):
     ds = load_dataset(tiny_synth)
     b = Bundle.open(bundles[1])
@@ -129,6 +133,7 @@ def test_region_class_set_agreement_by_hand():
     assert P.region_class_set_agreement(a, b, [3, 2], []).shape == (2, 0)
 
 
+@pytest.mark.slow
 def test_parity_beyond_the_int8_tolerance_is_an_error(bundles, tiny_synth, monkeypatch):
     from fashionsearchnet.training.checkpoint import load_run
 
@@ -145,6 +150,7 @@ def test_parity_beyond_the_int8_tolerance_is_an_error(bundles, tiny_synth, monke
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_bad_calibration_folder_is_a_one_line_error(tmp_path, bundles):
     from fashionsearchnet.app.cli import main
     from fashionsearchnet.export.exporter import export_run

@@ -6,6 +6,7 @@ Tolerance: features within 1e-4 x max(1, max|reference|) (fp32 ONNX Runtime vs P
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from fashionsearchnet.runtime.extractor import STAGES, FeatureExtractor
@@ -52,6 +53,7 @@ def test_equals_pytorch_reference_on_catalogue_images(tiny_export, tiny_synth):
     assert set(f.timings_ms) == set(STAGES) and all(v >= 0 for v in f.timings_ms.values())
 
 
+@pytest.mark.slow
 def test_no_aam_bundle_uses_whole_map_boxes(tiny_export):
     path, run = tiny_export(method="no_aam")
     img = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)

@@ -30,6 +30,7 @@ def run(data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_every_method_with_schema_and_preprocessing(run, data):
     for m in ("attribute", "no_aam", "fsn"):
         model, meta = load_run(run / m)
@@ -51,6 +52,7 @@ def test_losses_fall(run):
     assert all(np.isfinite(e["loss"]) for e in s3)
 
 
+@pytest.mark.slow
 def test_global_loss_falls_on_planted_representations(data, tmp_path):
     """Stage 3 (L_G on lam and W): attribute representations = a value embedding plus loud noise in half the
     dimensions; learning lam/W must bring the loss down (the tiny backbone's own representations carry too
@@ -86,6 +88,7 @@ def test_eval_end_to_end(run, data, tmp_path):
     assert res["manipulation"]["fsn"]["n"] > 0
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_gives_the_same_model(data, tmp_path, monkeypatch):
     ds = load_dataset(data)
     cfg = TrainConfig(preset="tiny", methods=("fsn",), epochs=(1, 2, 1), seed=5, checkpoint_every_s=0.0)
