@@ -87,12 +87,7 @@ def pytest_runtest_teardown(item, nextitem):
 def tiny_bundle(tmp_path_factory) -> Path:
     """A copy of the checked-in tiny bundle (tests/support/assets/tiny_bundle), its files checked against the
     recorded sha256 list first. No torch needed."""
-    got, want = make_tiny_bundle.file_digests(make_tiny_bundle.ASSET), make_tiny_bundle.recorded_digests()
-    assert got == want, (f"{make_tiny_bundle.ASSET} differs from {make_tiny_bundle.SHA256_LIST}: "
-                         f"regenerate both with `{make_tiny_bundle.COMMAND}`")
-    dest = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
-    shutil.copytree(make_tiny_bundle.ASSET, dest)
-    return dest
+    return make_tiny_bundle.asset_copy(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,21 @@ def test_asset_files_match_the_recorded_sha256_and_stay_small():
     assert sum(p.stat().st_size for p in tiny.ASSET.iterdir()) < 1_000_000
 
 
+def test_a_changed_asset_is_refused_before_any_test_uses_it(tmp_path, tmp_path_factory, monkeypatch):
+    import shutil
+
+    import pytest
+
+    bad = tmp_path / "tiny_bundle"
+    shutil.copytree(tiny.ASSET, bad)
+    data = bytearray((bad / "params.npz").read_bytes())
+    data[-100] ^= 1
+    (bad / "params.npz").write_bytes(bytes(data))
+    monkeypatch.setattr(tiny, "ASSET", bad)
+    with pytest.raises(AssertionError, match="regenerate both with `python -m tests.support.make_tiny_bundle`"):
+        tiny.asset_copy(tmp_path_factory)
+
+
 def test_a_fresh_export_matches_the_asset(tiny_export, tiny_bundle):
     fresh, _ = tiny_export()
     assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in tiny_bundle.iterdir()), STALE

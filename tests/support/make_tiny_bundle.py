@@ -72,6 +72,16 @@ def recorded_digests() -> dict[str, str]:
     return out
 
 
+def asset_copy(tmp_path_factory) -> Path:
+    """A fresh copy of the checked-in asset (checked against the recorded sha256 list first); no torch needed.
+    Tests take it through the session fixture ``tiny_bundle`` (tests/conftest.py)."""
+    got, want = file_digests(ASSET), recorded_digests()
+    assert got == want, f"{ASSET} differs from {SHA256_LIST}: regenerate both with `{COMMAND}`"
+    dest = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
+    shutil.copytree(ASSET, dest)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ASSET, help="bundle folder to (re)write (default: the asset)")
