@@ -1,6 +1,6 @@
 """The kiosk-side test folders (tests/data, search, runtime, gallery) run with torch blocked
-(tests/conftest.py + tests/support/torch_block.py): this proves it for tests/gallery; the tiny bundle they use
-is the checked-in asset, not an export made with torch."""
+(tests/conftest.py + tests/support/torch_block.py): this proves it for tests/gallery, whose indexing tests run
+the checked-in tiny bundle, not an export made with torch."""
 from __future__ import annotations
 
 import importlib
