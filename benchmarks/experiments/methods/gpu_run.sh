@@ -5,8 +5,8 @@
 # and no network: the package is installed from this checkout without dependencies.
 # While the GPU trains the real catalogue, the synthetic evaluation runs on the CPUs.
 # Results in $OUT (default /tmp/fsn-gpu-out): log.txt, eval_synth.json, eval_real.json, localisation.json,
-# ckpt/{attribute,no_aam,fsn}.pt (the synthetic run; benchmarks/gpu_report.py turns them into tables).
-# Usage:  OUT=/tmp/out bash benchmarks/gpu_run.sh        (EPOCHS, REAL_EPOCHS, COUNT, DEVICE, PROFILE override)
+# ckpt/{attribute,no_aam,fsn}.pt (the synthetic run; benchmarks/experiments/methods/gpu_report.py turns them into tables).
+# Usage:  OUT=/tmp/out bash benchmarks/experiments/methods/gpu_run.sh        (EPOCHS, REAL_EPOCHS, COUNT, DEVICE, PROFILE override)
 # Python runs from $WORK with PYTHONSAFEPATH=1, never from the repository root: there the repository's top-level
 # fashionsearchnet/ folder (only errors.py, fileio.py, ...) shadows the installed package ("No module named
 # 'fashionsearchnet.app'"). A training cut by its timeout is logged and the run goes on; any other failure stops it,

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_smoke.sh and gpu_run.sh on a machine without a GPU: valid bash, strict mode, a clear refusal
+"""benchmarks/perf/gpu_smoke.sh and gpu_run.sh on a machine without a GPU: valid bash, strict mode, a clear refusal
 (exit 2, one line, nothing installed) when nvidia-smi is missing or lists no GPU, and a refusal of a driver older
 than CUDA 12 (a fake nvidia-smi). Python in both runs outside the repository root (import shadowing)."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "benchmarks" / "gpu_smoke.sh"
-RUN = ROOT / "benchmarks" / "gpu_run.sh"
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "benchmarks" / "perf" / "gpu_smoke.sh"
+RUN = ROOT / "benchmarks" / "experiments" / "methods" / "gpu_run.sh"
 BASH = shutil.which("bash")
 
 
@@ -78,7 +78,7 @@ def test_refuses_a_driver_older_than_cuda_12(tmp_path):
 
 def test_usage_without_arguments(tmp_path):
     r = _run(_bin(tmp_path, None))
-    assert r.returncode == 2 and r.stderr.startswith("usage: bash benchmarks/gpu_smoke.sh BUNDLE_FP32")
+    assert r.returncode == 2 and r.stderr.startswith("usage: bash benchmarks/perf/gpu_smoke.sh BUNDLE_FP32")
 
 
 def textwrap_dedent(s: str) -> str:

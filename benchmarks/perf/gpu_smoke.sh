@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # First run on a fresh NVIDIA GPU machine (issue 18): does the GPU path install and run?
 #
-#   bash benchmarks/gpu_smoke.sh BUNDLE_FP32 [BUNDLE_FP16]
+#   bash benchmarks/perf/gpu_smoke.sh BUNDLE_FP32 [BUNDLE_FP16]
 #
 # Bundles are exported beforehand on a CPU machine (fsn export RUN --out B [--precision fp16]), so this machine needs
 # no torch. Steps, each failing loudly (set -euo pipefail; a failed check exits non-zero with the reason):
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 die() { echo "gpu_smoke.sh: $*" >&2; exit 1; }
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu_smoke.sh BUNDLE_FP32 [BUNDLE_FP16]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/perf/gpu_smoke.sh BUNDLE_FP32 [BUNDLE_FP16]" >&2; exit 2; }
 
 # 1. a GPU, or a clear refusal
 if ! command -v nvidia-smi >/dev/null 2>&1; then
@@ -35,7 +35,7 @@ if ! GPUS=$(nvidia-smi -L 2>&1) || ! grep -q "^GPU " <<<"$GPUS"; then
   exit 2
 fi
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 B32=$(cd "$1" 2>/dev/null && pwd -P) || die "$1: no such bundle folder (export one on a CPU machine: fsn export RUN --out B)"
 B16=""
 if [ $# -ge 2 ]; then

@@ -3,8 +3,9 @@ int32 biases (ONNX Runtime's default, the export's old setting), on the same run
 manipulation Top-30 and interleaved batch-1 ort-cpu latency, fp32 alongside. Reuses the work folder of
 ``int8_accuracy.py`` (its run, data, fp32 and int8 bundles)::
 
-    cd benchmarks && python int8_accuracy.py ... --work W --out OUT1
-    cd benchmarks && python int8_bias_ab.py --work W --calibration-images 128 --out results/int8_bias_ab
+    python -m benchmarks.experiments.int8_accuracy.int8_accuracy ... --work W --out OUT1
+    python -m benchmarks.experiments.int8_accuracy.int8_bias_ab --work W --calibration-images 128 \\
+        --out benchmarks/experiments/int8_accuracy/results/bias_float_vs_int32
 
 Writes OUT.json and OUT.md (command, machine, both Top-30, latency per stage)."""
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from fashionsearchnet.app.cli import main as fsn
 
-from _report import command, machine, write_report
-from int8_accuracy import interleaved_latency
+from benchmarks._report import command, machine, write_report
+from benchmarks.experiments.int8_accuracy.int8_accuracy import interleaved_latency
 
 
 def _run(argv: list[str]) -> None:
