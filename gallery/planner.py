@@ -1,4 +1,4 @@
-"""Exact or approximate: which search a gallery runs for one request (measured in benchmarks/bench_gallery.py).
+"""Exact or approximate: which search a gallery runs for one request (measured in benchmarks/perf/bench_gallery.py).
 
 Small galleries and ``exact=True`` use exact search (float32 screening + float64 re-scoring). A filter keeping
 under FILTER_EXACT_BELOW of the gallery is searched exactly over the kept rows; otherwise the indices are asked

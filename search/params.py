@@ -18,7 +18,7 @@ from fashionsearchnet.errors import BundleError, FSNError, UsageError
 PARAMS_FILE = "params.npz"
 
 # fsn_region's down-weight of the representations a region request does not touch (section 4.4; the paper gives
-# no value). Chosen on a validation split of the training rows (benchmarks/region_weight.py): 0.5 on the
+# no value). Chosen on a validation split of the training rows (benchmarks/experiments/region_weight/region_weight.py): 0.5 on the
 # 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
 DEFAULT_REGION_WEIGHT = 0.5
 

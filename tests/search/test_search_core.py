@@ -14,7 +14,7 @@ from fashionsearchnet.search.request import Request
 from fashionsearchnet.search.scorers import effective_method
 from fashionsearchnet.search.table import FeatureTable
 
-from gallery_fixtures import SCHEMA_DICT, random_params, random_table, schema
+from tests.support.gallery_fixtures import SCHEMA_DICT, random_params, random_table, schema
 
 
 @pytest.fixture

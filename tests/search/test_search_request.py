@@ -7,7 +7,7 @@ import pytest
 from fashionsearchnet.errors import RequestError, SchemaError, UsageError
 from fashionsearchnet.search.request import Request, split_entry
 
-from gallery_fixtures import schema
+from tests.support.gallery_fixtures import schema
 
 ATTRS = ["category", "collar", "sleeve", "color", "pattern"]
 
