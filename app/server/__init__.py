@@ -29,6 +29,6 @@ from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.parsing import decode_upload
 from fashionsearchnet.app.server.routes import image_url
 
-_decode = decode_upload  # the name benchmarks/bench_serve.py uses
+_decode = decode_upload  # the name benchmarks/perf/bench_serve.py uses
 
 __all__ = ["ClientError", "Limits", "create_app", "decode_upload", "image_url"]

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
 from fashionsearchnet.app.server.models import ErrorBody, Health, ItemsPage, SearchResponse  # noqa: E402
-from serve_fake_backend import FakeBackend  # noqa: E402
+from tests.support.serve_fake_backend import FakeBackend  # noqa: E402
 
 
 @pytest.fixture()

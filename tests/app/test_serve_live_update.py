@@ -21,9 +21,9 @@ from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
 
 @pytest.fixture()
 def site(tmp_path, tmp_path_factory, tiny_synth):
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
-    bundle = tiny_bundle(tmp_path_factory)[0]
+    bundle = asset_copy(tmp_path_factory)
     for folder, names in (("cat", [f"{i}.jpg" for i in range(8)]), ("more", ["n0.jpg", "n1.jpg"])):
         (tmp_path / folder).mkdir()
         for j, name in enumerate(names):

@@ -21,13 +21,13 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from fashionsearchnet.app.cmd_serve import allowed_hosts  # noqa: E402
 from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
-from serve_fake_backend import FakeBackend  # noqa: E402
+from tests.support.serve_fake_backend import FakeBackend  # noqa: E402
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2]  # the repo root: subprocesses import tests.support
 SERVER = r"""
 import logging, sys, uvicorn
 from fashionsearchnet.app.server import Limits, create_app
-from serve_fake_backend import FakeBackend
+from tests.support.serve_fake_backend import FakeBackend
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 app = create_app(FakeBackend(sys.argv[2]), Limits(allowed_hosts=("127.0.0.1", "localhost")))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
@@ -102,8 +102,7 @@ def test_fsn_serve_rejects_infinite_upload_limit(tmp_path):
 # ---- with a real gallery --------------------------------------------------------------------------------------
 @pytest.fixture()
 def site(tmp_path, tmp_path_factory, tiny_synth):
-    pytest.importorskip("torch")
-    from hardening_site import build_site
+    from tests.support.hardening_site import build_site
 
     return build_site(tmp_path / "site", tmp_path_factory, tiny_synth)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gallery_fixtures
+from tests.support import gallery_fixtures
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.errors import FSNError
 
@@ -99,10 +99,9 @@ def test_mistyped_gallery_files_are_one_line_errors(tmp_path, capsys, case):
 # ---- the bundle --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle_and_images(tmp_path_factory, tiny_synth):
-    pytest.importorskip("torch")
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
-    b = tiny_bundle(tmp_path_factory)[0]
+    b = asset_copy(tmp_path_factory)
     cat = tmp_path_factory.mktemp("c") / "cat"
     cat.mkdir()
     for i in range(3):

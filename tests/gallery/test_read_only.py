@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gallery_fixtures
+from tests.support import gallery_fixtures
 from fashionsearchnet.errors import GalleryError
 from fashionsearchnet.gallery.gallery import Gallery
 from fashionsearchnet.search.request import Request
@@ -89,8 +89,7 @@ def test_writers_on_a_read_only_gallery_fail_with_one_line(tmp_path, read_only):
 
 
 def test_search_and_serve_backend_on_read_only_gallery_and_bundle(tmp_path, tmp_path_factory, tiny_synth, read_only):
-    pytest.importorskip("torch")
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
     from fashionsearchnet.app.cli import main
     from fashionsearchnet.app.gallery_service import GalleryService
@@ -98,7 +97,7 @@ def test_search_and_serve_backend_on_read_only_gallery_and_bundle(tmp_path, tmp_
 
     src = tmp_path / "site"
     src.mkdir()
-    shutil.copytree(tiny_bundle(tmp_path_factory)[0], src / "bundle")
+    shutil.copytree(asset_copy(tmp_path_factory), src / "bundle")
     (src / "cat").mkdir()
     for i in range(6):
         shutil.copy(tiny_synth / "images" / f"{i:06d}.jpg", src / "cat" / f"{i}.jpg")

@@ -14,7 +14,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[scale]')")
 pytest.importorskip("ray.data", reason="ray[data] is not installed (pip install -e '.[scale]')")
 
-from runtime_standin import tiny_bundle  # noqa: E402
+from tests.support.make_tiny_bundle import asset_copy  # noqa: E402
 
 from fashionsearchnet.app.cli import main  # noqa: E402
 from fashionsearchnet.errors import ImageError, UsageError  # noqa: E402
@@ -35,7 +35,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory)[0]
+    return asset_copy(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

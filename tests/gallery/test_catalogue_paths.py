@@ -92,8 +92,7 @@ def test_looping_symlink_and_non_utf8_name_are_one_line(tmp_path, tiny_synth):
 
 @pytest.fixture()
 def gallery(tmp_path, tmp_path_factory, tiny_synth):
-    pytest.importorskip("torch")
-    from hardening_site import build_site
+    from tests.support.hardening_site import build_site
 
     return build_site(tmp_path / "site", tmp_path_factory, tiny_synth, n=4)
 

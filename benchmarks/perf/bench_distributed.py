@@ -2,7 +2,7 @@
 same bundle and catalogue), training with 1 and 2 data-parallel processes; a capacity estimate for 10 million
 images on 8/32/128 workers from the measured per-worker rate.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_distributed.py --out benchmarks/results/distributed
+    nice -n 10 .venv/bin/python -m benchmarks.perf.bench_distributed --out benchmarks/perf/results/distributed
 
 Small on purpose (the machine is shared): a synthetic catalogue (--images, default 480), an edge bundle with
 random weights (speed does not depend on them), a tiny-preset training of one epoch per stage. Writes OUT.json
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import command, machine, write_report
+from benchmarks._report import command, machine, write_report
 from bench_runtime import write_checkpoint
 
 CATALOGUE = 10_000_000

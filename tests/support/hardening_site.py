@@ -7,11 +7,11 @@ from pathlib import Path
 
 
 def build_site(root: Path, tmp_path_factory, tiny_synth: Path, n: int = 8) -> dict[str, Path]:
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
     from fashionsearchnet.app.cli import main
 
-    bundle = tiny_bundle(tmp_path_factory)[0]
+    bundle = asset_copy(tmp_path_factory)
     cat = root / "cat"
     cat.mkdir(parents=True)
     for i in range(n):

@@ -47,14 +47,13 @@ def _errors(stderr: str) -> list[str]:
 
 @pytest.fixture()
 def parts(tmp_path, tmp_path_factory, tiny_synth):
-    pytest.importorskip("torch")
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
     cat = tmp_path / "cat"
     cat.mkdir()
     for i in range(8):
         shutil.copy(tiny_synth / "images" / f"{i:06d}.jpg", cat / f"{i}.jpg")
-    return tiny_bundle(tmp_path_factory)[0], cat
+    return asset_copy(tmp_path_factory), cat
 
 
 def test_index_on_a_full_disk_is_one_line(small_disk, parts):

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-import image_bombs
+from tests.support import image_bombs
 from fashionsearchnet.data.imageheader import probe
 from fashionsearchnet.data.preprocess import decode_image
 from fashionsearchnet.errors import ImageTooLargeError
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2]  # the repo root: subprocesses import tests.support
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
 
@@ -65,9 +65,9 @@ def _run_measured(code: str) -> dict:
 HTTP_CODE = r"""
 import json, time, sys, tempfile
 from fastapi.testclient import TestClient
-import image_bombs
+from tests.support import image_bombs
 from fashionsearchnet.app.server import Limits, create_app
-from serve_fake_backend import FakeBackend
+from tests.support.serve_fake_backend import FakeBackend
 app = create_app(FakeBackend(tempfile.mkdtemp()), Limits(), load_in_background=False)
 out = {}
 with TestClient(app) as c:
@@ -98,7 +98,7 @@ def test_bombs_over_http_are_413_and_cost_little():
 
 
 def test_opencv_pixel_limit_is_set_before_cv2_is_imported():
-    code = ("import json, numpy as np, fashionsearchnet, cv2, image_bombs\n"
+    code = ("import json, numpy as np, fashionsearchnet, cv2\nfrom tests.support import image_bombs\n"
             "base = hwm_mb()\n"
             "try:\n    img = cv2.imdecode(np.frombuffer(image_bombs.bmp(), np.uint8), cv2.IMREAD_COLOR)\n"
             "except cv2.error as e:\n    img = None\n"
@@ -110,12 +110,11 @@ def test_opencv_pixel_limit_is_set_before_cv2_is_imported():
 # ---- the CLI paths: fsn search (image query), fsn index, fsn update --add ---------------------------------
 @pytest.fixture(scope="module")
 def small_gallery(tmp_path_factory, tiny_synth):
-    pytest.importorskip("torch")
-    from runtime_standin import tiny_bundle
+    from tests.support.make_tiny_bundle import asset_copy
 
     from fashionsearchnet.app.cli import main
 
-    bundle = tiny_bundle(tmp_path_factory)[0]
+    bundle = asset_copy(tmp_path_factory)
     root = tmp_path_factory.mktemp("bombcat")
     cat = root / "cat"
     cat.mkdir()

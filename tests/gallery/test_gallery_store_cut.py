@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gallery_fixtures import make_gallery
+from tests.support.gallery_fixtures import make_gallery
 
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.gallery.gallery import Gallery
