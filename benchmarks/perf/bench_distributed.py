@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks._report import command, machine, write_report
-from bench_runtime import write_checkpoint
+from benchmarks.perf.bench_runtime import write_checkpoint
 
 CATALOGUE = 10_000_000
 WORKERS = (8, 32, 128)
