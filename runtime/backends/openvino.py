@@ -294,7 +294,7 @@ def auto_skip_reason(bundle, device: str | None, precision: str | None) -> str |
     Taken when openvino is installed, the device is Intel (an Intel CPU; OpenVINO's GPU and NPU devices are
     Intel's) and it gains something over ort-cpu: bf16/fp16 asked, an int8 bundle (the issue's measurement:
     0.82 vs 1.64 ms at batch 1), or a GPU/NPU/AUTO device asked. fp32 on the CPU stays with ort-cpu: OpenVINO
-    fp32 measured no faster there (issue 23: 1.86 vs 1.76-1.91 ms; benchmarks/results/openvino_bench.md).
+    fp32 measured no faster there (issue 23: 1.86 vs 1.76-1.91 ms; benchmarks/perf/results/openvino_bench.md).
     """
     try:
         ov = import_openvino()

@@ -6,8 +6,8 @@ each round runs a block of batch-1 calls on every backend in turn, then one time
 every backend in turn; rounds repeat. Reported: medians, p99 and the spread (p10-p90 of calls; min-max of the
 round medians), and each backend's ratio to ort-cpu measured in the same rounds.
 
-    nice .venv/bin/python benchmarks/openvino_bench.py --bundle B32 --int8-bundle B8 --threads 2 \\
-        --out benchmarks/results/openvino_bench
+    nice .venv/bin/python -m benchmarks.perf.openvino_bench --bundle B32 --int8-bundle B8 --threads 2 \\
+        --out benchmarks/perf/results/openvino_bench
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import command, machine, write_report
+from benchmarks._report import command, machine, write_report
 
 TARGET_BATCH1_MS = 1.8
 TARGET_IPS = 1500.0

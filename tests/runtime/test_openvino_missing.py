@@ -16,12 +16,12 @@ from fashionsearchnet.runtime.backends import select_backend
 from fashionsearchnet.runtime.backends import openvino as OV
 from fashionsearchnet.runtime.bundle import Bundle
 
-from runtime_standin import tiny_bundle
+from tests.support.make_tiny_bundle import asset_copy
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    return Bundle.open(tiny_bundle(tmp_path_factory)[0])
+    return Bundle.open(asset_copy(tmp_path_factory))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from fashionsearchnet.runtime.backends import BackendChoice, select_backend
 from fashionsearchnet.runtime.backends import openvino as OV
 from fashionsearchnet.runtime.bundle import Bundle
 
-from runtime_standin import tiny_bundle
+from tests.support.make_tiny_bundle import asset_copy, export_tiny_bundle
 
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 HAVE = list(ov.Core().available_devices)
@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
     """(bundle, torch model) of the tiny random-init checkpoint."""
     from fashionsearchnet.training.checkpoint import load_run
 
-    path, run = tiny_bundle(tmp_path_factory)
+    path, run = export_tiny_bundle(tmp_path_factory.mktemp("export"))
     model, _ = load_run(run / "fsn" / "checkpoint.pt")
     return Bundle.open(path), model.eval()
 

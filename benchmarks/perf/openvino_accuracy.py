@@ -3,8 +3,8 @@ openvino fp32, bf16 and the int8 bundle vs the PyTorch reference (``fsn eval RUN
 (target: within 0.5 points), ONNX Runtime fp32/int8 beside them, and the parity of every output against
 PyTorch on DATA's images (fp32 tolerance 1e-4, bf16 3e-2, int8 0.1: export/parity.py's measure).
 
-    nice .venv/bin/python benchmarks/openvino_accuracy.py --run RUN --train-data TRAIN --data HELDOUT \\
-        --work /tmp/ov-acc --out benchmarks/results/openvino_accuracy
+    nice .venv/bin/python -m benchmarks.perf.openvino_accuracy --run RUN --train-data TRAIN --data HELDOUT \\
+        --work /tmp/ov-acc --out benchmarks/perf/results/openvino_accuracy
 
 RUN: a trained run (``fsn train TRAIN --preset edge --method fsn``); TRAIN calibrates the int8 bundle; HELDOUT
 is a catalogue of another seed. Writes OUT.json and OUT.md (command, machine, table).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fashionsearchnet.app.cli import main as fsn
 
-from _report import command, machine, write_report
+from benchmarks._report import command, machine, write_report
 
 PROTOCOL = "manipulation"
 TARGET_POINTS = 0.5
