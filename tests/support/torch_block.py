@@ -33,6 +33,11 @@ class RefuseTorch(importlib.abc.MetaPathFinder):
 def torch_blocked() -> Iterator[None]:
     """Within the block ``import torch`` (or onnx, or fashionsearchnet.training/export) raises ImportError."""
     saved = {n: m for n, m in sys.modules.items() if _hidden(n)}
+    # the parents' attributes as they are now: a package may bind a name to something other than its submodule
+    # (torch.multiprocessing.spawn is a function shadowing the submodule of the same name)
+    missing = object()
+    attrs = {n: getattr(sys.modules[n.rpartition(".")[0]], n.rpartition(".")[2], missing)
+             for n in saved if n.rpartition(".")[0] in sys.modules}
     for n in saved:
         del sys.modules[n]
     finder = RefuseTorch()
@@ -44,7 +49,10 @@ def torch_blocked() -> Iterator[None]:
         for n in [n for n in sys.modules if _hidden(n)]:  # torch-free parts imported anew while blocked
             del sys.modules[n]
         sys.modules.update(saved)
-        for n, m in saved.items():  # and the packages' attributes point at them again
+        for n, value in attrs.items():  # and the packages' attributes are what they were
             parent, _, child = n.rpartition(".")
-            if parent in sys.modules:
-                setattr(sys.modules[parent], child, m)
+            if value is missing:
+                if hasattr(sys.modules[parent], child):
+                    delattr(sys.modules[parent], child)
+            else:
+                setattr(sys.modules[parent], child, value)
