@@ -50,3 +50,14 @@ def check_images(images: np.ndarray, size: int) -> np.ndarray:
     if images.ndim != 4 or images.shape[1:] != (3, size, size):
         raise UsageError(f"images: shape {images.shape}, expected (B, 3, {size}, {size}); preprocess with the bundle's size")
     return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def check_boxes(boxes: np.ndarray, last_batch: int | None) -> np.ndarray:
+    """Validate a heads() call against the last backbone() batch (``None``: no backbone run yet); returns the
+    boxes float32 and C-contiguous. One check for every backend that keeps conv5 between the two calls."""
+    if last_batch is None:
+        raise UsageError("heads() called before backbone(); run the backbone on the batch first")
+    boxes = np.ascontiguousarray(boxes, dtype=np.float32)
+    if boxes.shape[0] != last_batch:
+        raise UsageError(f"boxes: batch {boxes.shape[0]} but the last backbone() batch was {last_batch}")
+    return boxes

@@ -30,7 +30,7 @@ import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, EngineCacheError, UsageError
 from fashionsearchnet.fileio import atomic_write_text, sha256_file
-from fashionsearchnet.runtime.backends.base import BACKBONE_OUTPUTS, HEADS_OUTPUTS, HOST_OUTPUTS, Backend
+from fashionsearchnet.runtime.backends.base import BACKBONE_OUTPUTS, HEADS_OUTPUTS, HOST_OUTPUTS, Backend, check_boxes
 
 log = logging.getLogger(__name__)
 
@@ -264,11 +264,7 @@ class OpenVinoBackend(Backend):
         return {n: np.array(req.get_tensor(n).data, copy=True) for n in HOST_OUTPUTS}
 
     def heads(self, boxes: np.ndarray) -> dict[str, np.ndarray]:
-        if self._conv5 is None:
-            raise UsageError("heads() called before backbone(); run the backbone on the batch first")
-        boxes = np.ascontiguousarray(boxes, dtype=np.float32)
-        if boxes.shape[0] != self._batch:
-            raise UsageError(f"boxes: batch {boxes.shape[0]} but the last backbone() batch was {self._batch}")
+        boxes = check_boxes(boxes, None if self._conv5 is None else self._batch)
         req = self._request("heads", self._batch)
         req.set_tensor("conv5", self._conv5)  # the backbone's output tensor itself: no host copy
         req.set_tensor("boxes", self._ov.Tensor(boxes))

@@ -12,7 +12,7 @@ import numpy as np
 
 from fashionsearchnet.errors import BackendUnavailable, BundleError, UsageError
 from fashionsearchnet.runtime import gpu_env
-from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend
+from fashionsearchnet.runtime.backends.base import HEADS_OUTPUTS, HOST_OUTPUTS, Backend, check_boxes
 from fashionsearchnet.whole_numbers import whole_number
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,7 @@ class OrtBackend(Backend):
         return {n: outs[i + 1].numpy() for i, n in enumerate(HOST_OUTPUTS)}
 
     def heads(self, boxes: np.ndarray) -> dict[str, np.ndarray]:
-        if self._conv5 is None:
-            raise UsageError("heads() called before backbone(); run the backbone on the batch first")
-        boxes = np.ascontiguousarray(boxes, dtype=np.float32)
-        if boxes.shape[0] != self._batch:
-            raise UsageError(f"boxes: batch {boxes.shape[0]} but the last backbone() batch was {self._batch}")
+        boxes = check_boxes(boxes, None if self._conv5 is None else self._batch)
         io = self.sessions["heads"].io_binding()
         io.bind_ortvalue_input("conv5", self._conv5)
         io.bind_cpu_input("boxes", boxes)
