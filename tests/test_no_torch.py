@@ -6,18 +6,14 @@ import subprocess
 import sys
 import textwrap
 
+from tests.support.kiosk_block import KIOSK_BLOCK
+
 KIOSK_PACKAGES = ["fashionsearchnet.search", "fashionsearchnet.runtime", "fashionsearchnet.gallery",
                   "fashionsearchnet.data", "fashionsearchnet.evaluation", "fashionsearchnet.app.server"]
 KIOSK_COMMANDS = ["synth", "convert", "index", "search", "serve", "eval"]
 
-CODE = textwrap.dedent("""
-    import importlib, importlib.util, pkgutil, sys
-    BLOCKED = ("torch", "onnx", "onnxscript", "torchvision", "jinja2")
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError("blocked on a kiosk: " + name)
-    sys.meta_path.insert(0, Block())
+CODE = KIOSK_BLOCK + textwrap.dedent("""
+    import importlib, importlib.util, pkgutil
     done = []
     for pkg_name in {packages!r}:
         pkg = importlib.import_module(pkg_name)

@@ -12,15 +12,7 @@ import pytest
 
 import fashionsearchnet
 
-BLOCK = textwrap.dedent("""
-    import sys
-    BLOCKED = ("torch", "onnx", "onnxscript", "torchvision", "jinja2")
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError("blocked on a kiosk: " + name)
-    sys.meta_path.insert(0, Block())
-""")
+from tests.support.kiosk_block import KIOSK_BLOCK as BLOCK  # noqa: E402
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
