@@ -112,6 +112,20 @@ def tiny_synth(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("tiny_synth") / "data", 240, seed=7, size=64)
 
 
+@pytest.fixture(scope="session")
+def tiny_int8_bundles(tmp_path_factory, tiny_synth):
+    """(run, fp32 bundle, int8 bundle calibrated on 64 images of the folder the checkpoint records) of a tiny
+    random-init run on ``tiny_synth``: shared by the int8 export and OpenVINO tests."""
+    from fashionsearchnet.export.exporter import export_run
+    from tests.support.tiny_runs import tiny_run
+
+    root = tmp_path_factory.mktemp("int8")
+    run = tiny_run(root / "run", tiny_synth)
+    export_run(run, root / "b32", precision="fp32")
+    export_run(run, root / "b8", precision="int8", calibration_images=64)
+    return run, root / "b32", root / "b8"
+
+
 # ---- kiosk side (serve / browser / demo tests) ------------------------------------------------------------
 KIOSK_DEMO = dict(count=240, size=64, seed=7, preset="tiny", epochs=(30, 5, 40), lr=0.02, k=8)
 

@@ -16,29 +16,13 @@ from fashionsearchnet.export.quantize import load_calibration
 from fashionsearchnet.export.trt_compat import check_graph
 from fashionsearchnet.runtime.bundle import Bundle
 from fashionsearchnet.runtime.extractor import FeatureExtractor
-from fashionsearchnet.runtime.images import load_rgb
-
-
-def _tiny_run(root, data, record_data: bool = True, seed: int = 0):
-    """A randomly initialised tiny-preset checkpoint on the schema of ``data`` (optionally recording ``data``)."""
-    from fashionsearchnet.training.checkpoint import Checkpoint
-    from fashionsearchnet.training.presets import PRESETS
-
-    Checkpoint.untrained(load_dataset(data).schema, PRESETS["tiny"], "fsn", seed, 0.3,
-                         data=str(data) if record_data else None).save(root / "fsn" / "checkpoint.pt")
-    return root
+from tests.support.tiny_runs import tiny_run
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory, tiny_synth):
+def bundles(tiny_int8_bundles):
     """(run, fp32 bundle, int8 bundle calibrated on the folder the checkpoint records, 64 images)."""
-    from fashionsearchnet.export.exporter import export_run
-
-    root = tmp_path_factory.mktemp("int8")
-    run = _tiny_run(root / "run", tiny_synth)
-    export_run(run, root / "b32", precision="fp32")
-    export_run(run, root / "b8", precision="int8", calibration_images=64)
-    return run, root / "b32", root / "b8"
+    return tiny_int8_bundles
 
 
 @pytest.mark.slow
@@ -174,7 +158,7 @@ def test_bad_calibration_folder_is_a_one_line_error(tmp_path, bundles):
 def test_run_without_recorded_data_needs_calibration(tmp_path, tiny_synth):
     from fashionsearchnet.export.exporter import export_run
 
-    run = _tiny_run(tmp_path / "run", tiny_synth, record_data=False)
+    run = tiny_run(tmp_path / "run", tiny_synth, record_data=False)
     with pytest.raises(CheckpointError, match="--calibration") as e:
         export_run(run, tmp_path / "b", precision="int8")
     assert "\n" not in str(e.value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from fashionsearchnet.runtime.backends import BackendChoice, select_backend
 from fashionsearchnet.runtime.backends import openvino as OV
 from fashionsearchnet.runtime.bundle import Bundle
 
-from tests.support.make_tiny_bundle import asset_copy, export_tiny_bundle
+from tests.support.make_tiny_bundle import export_tiny_bundle
 
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 HAVE = list(ov.Core().available_devices)
@@ -36,27 +35,10 @@ def tiny(tmp_path_factory):
     return Bundle.open(path), model.eval()
 
 
-def _tiny_run(root, data):
-    """A randomly initialised tiny-preset checkpoint on the schema of ``data`` (records ``data`` for int8)."""
-    from fashionsearchnet.data.dataset import load_dataset
-    from fashionsearchnet.training.checkpoint import Checkpoint
-    from fashionsearchnet.training.presets import PRESETS
-
-    Checkpoint.untrained(load_dataset(data).schema, PRESETS["tiny"], "fsn", 0, 0.3,
-                         data=str(data)).save(root / "fsn" / "checkpoint.pt")
-    return root
-
-
 @pytest.fixture(scope="module")
-def synth_bundles(tmp_path_factory, tiny_synth):
+def synth_bundles(tiny_int8_bundles):
     """fp32 and int8 bundles of a tiny run on the tiny synthetic catalogue."""
-    from fashionsearchnet.export.exporter import export_run
-
-    root = tmp_path_factory.mktemp("ov")
-    run = _tiny_run(root / "run", tiny_synth)
-    export_run(run, root / "b32", precision="fp32")
-    export_run(run, root / "b8", precision="int8", calibration_images=64)
-    return root / "b32", root / "b8"
+    return tiny_int8_bundles[1:]
 
 
 # ---- accuracy ------------------------------------------------------------------------------------------------
