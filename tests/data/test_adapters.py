@@ -11,7 +11,8 @@ from fashionsearchnet.data.adapters import deepfashion_to_dataset, fashion_produ
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.errors import DatasetError
 
-FASHION_PRODUCT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-product-224"
+REPO = Path(__file__).resolve().parents[2]  # tests/data/test_adapters.py -> the repository root
+FASHION_PRODUCT = REPO.parent / "shared" / "data" / "fashion-product-224"
 
 
 def _deepfashion(root: Path) -> Path:
