@@ -146,8 +146,7 @@ def kiosk_server(kiosk_demo):  # noqa: C901
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
+    from tests.support.serve_process import wait_ready
 
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
@@ -159,20 +158,8 @@ def kiosk_server(kiosk_demo):  # noqa: C901
                              "--host", "127.0.0.1", "--port", str(port), "--backend", "ort"],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
     try:
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"fsn serve exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() - t0 > 90:
-                raise AssertionError("fsn serve did not become ready in 90 s")
-            time.sleep(0.1)
+        wait_ready(url, proc, log, 90)
         yield url
     finally:
         proc.terminate()

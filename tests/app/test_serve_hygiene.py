@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from fashionsearchnet.app.cmd_serve import allowed_hosts  # noqa: E402
 from fashionsearchnet.app.server import Limits, create_app  # noqa: E402
 from tests.support.serve_fake_backend import FakeBackend  # noqa: E402
+from tests.support.serve_process import wait_ready  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[2]  # the repo root: subprocesses import tests.support
 SERVER = r"""
@@ -45,16 +46,7 @@ def test_client_disconnecting_mid_body_is_one_log_line(tmp_path):
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        t0 = time.time()
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() - t0 < 30, log.read_text()
-            time.sleep(0.1)
+        wait_ready(url, proc, log, 30)
         for head in (b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"item_id\": \"ima",
                      b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n"
                      b"Content-Disposition: form-data; name=\"image\"; filename=\"q.jpg\"\r\n\r\n\xff\xd8\xff"):
