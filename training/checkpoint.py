@@ -117,13 +117,14 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
     train_rows: int | None = None
     data: str | None = None  # the training dataset folder (absent in older checkpoints)
+    whole_map_pool: str = "area"  # no_aam's pooling (model.WHOLE_MAP_POOLS); older checkpoints: "sample"
     path: Path | None = None  # where it was loaded from (not stored)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"format": CHECKPOINT_FORMAT, "schema": self.schema.to_dict(), "preset": self.preset.to_dict(),
              "preprocessing": self.preprocessing.to_dict(), "method": self.method, "model": self.model,
              "prototypes": self.prototypes, "region_weight": self.region_weight, "metrics": self.metrics,
-             "config": self.config}
+             "config": self.config, "whole_map_pool": self.whole_map_pool}
         if self.train_rows is not None:
             d["train_rows"] = self.train_rows
         if self.data is not None:
@@ -140,7 +141,8 @@ class Checkpoint:
             preprocessing=Preprocessing.from_dict(d["preprocessing"]), method=d["method"], model=d["model"],
             prototypes=[np.asarray(p, np.float32) for p in d["prototypes"]],
             region_weight=float(d.get("region_weight", LEGACY_REGION_WEIGHT)), metrics=d.get("metrics", {}),
-            config=d.get("config", {}), train_rows=d.get("train_rows"), data=d.get("data"), path=file)
+            config=d.get("config", {}), train_rows=d.get("train_rows"), data=d.get("data"),
+            whole_map_pool=d.get("whole_map_pool", "sample"), path=file)
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (RUN/<method>/checkpoint.pt) atomically, with its checksum; returns the path."""
@@ -167,7 +169,7 @@ class Checkpoint:
 
     def build_model(self, device: str = "cpu") -> FashionSearchNet:
         """The network with the stored weights, in eval mode on ``device``."""
-        model = FashionSearchNet(self.schema, self.preset, self.method)
+        model = FashionSearchNet(self.schema, self.preset, self.method, self.whole_map_pool)
         try:
             model.load_state_dict(self.model)
         except RuntimeError as e:

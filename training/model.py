@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 METHODS = ("attribute", "no_aam", "fsn")
 METHOD_ALIASES = {"fsn_region": "fsn"}
+# How no_aam's heads read the whole map. "area" (default since issue 17): each of the pool x pool bins is the mean of
+# the cells it covers, so every cell counts evenly. "sample": the legacy 4x4 bilinear crop, which reads 36 of 225
+# cells of the edge preset's 15x15 map (20 on the border); checkpoints written before the field exist read as it.
+WHOLE_MAP_POOLS = ("area", "sample")
 REGION_CONFIDENCE = 0.1  # section 3.4: classes with confidence > 0.1 are relevant
 TORCHVISION_ALEXNET = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8"}
 
@@ -57,6 +61,30 @@ def roi_pool(feat: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor
     return out.reshape(b, c, k, size, size).permute(0, 2, 1, 3, 4)
 
 
+def _bin_weights(lo: torch.Tensor, hi: torch.Tensor, size: int, n: int) -> torch.Tensor:
+    """(B,K,1) inclusive cell range -> (B,K,size,n): cell j's share of each of ``size`` equal bins over the range's
+    continuous extent [lo - 0.5, hi + 0.5] (rows sum to 1)."""
+    t = torch.arange(size + 1, dtype=lo.dtype, device=lo.device) / float(size)
+    edges = (lo - 0.5) + (hi - lo + 1.0) * t  # (B,K,size+1)
+    start, end = edges[..., :-1, None], edges[..., 1:, None]
+    cells = torch.arange(n, dtype=lo.dtype, device=lo.device)
+    overlap = (torch.minimum(end, cells + 0.5) - torch.maximum(start, cells - 0.5)).clamp(min=0.0)
+    return overlap / (end - start).clamp(min=1e-6)
+
+
+def area_pool(feat: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Average pooling of each box to ``size`` x ``size`` bins: (B,C,h,w) x (B,K,4) -> (B,K,C,size,size).
+
+    Bin (i, j) is the mean of the cells it covers, weighted by the covered fraction (for the whole map this is
+    adaptive average pooling with fractional bin edges). Two matrix products, so it exports to any ONNX runtime.
+    """
+    b, c, h, w = feat.shape
+    wy = _bin_weights(boxes[..., 1:2], boxes[..., 3:4], size, h)  # (B,K,size,h)
+    wx = _bin_weights(boxes[..., 0:1], boxes[..., 2:3], size, w)  # (B,K,size,w)
+    rows = wy[:, :, None] @ feat[:, None]  # (B,K,C,size,w)
+    return rows @ wx[:, :, None].transpose(-1, -2)  # (B,K,C,size,size)
+
+
 def global_representation(attr_reps: torch.Tensor, lam: torch.Tensor, W: torch.Tensor, astar: int) -> torch.Tensor:
     """Eq. 7: (N,A,D) -> (N,G) for set ``astar`` (0 = no manipulation, 1+a = attribute a manipulated)."""
     n, a, d = attr_reps.shape
@@ -66,11 +94,16 @@ def global_representation(attr_reps: torch.Tensor, lam: torch.Tensor, W: torch.T
 class FashionSearchNet(nn.Module):
     """AlexNet-style conv1-conv7 + GAP classifiers (AAMs) + ROI-pooled per-attribute heads + global params."""
 
-    def __init__(self, schema: Schema, preset: Preset, method: str = "fsn"):
+    def __init__(self, schema: Schema, preset: Preset, method: str = "fsn", whole_map_pool: str = "area"):
         super().__init__()
+        if whole_map_pool not in WHOLE_MAP_POOLS:
+            raise UsageError(f"whole_map_pool must be one of {', '.join(WHOLE_MAP_POOLS)}, got {whole_map_pool!r}")
         self.schema = schema
         self.preset = preset
         self.method = canonical_method(method)
+        self.whole_map_pool = whole_map_pool
+        # no_aam with "area" pooling averages its (whole-map) boxes; everything else samples a bilinear crop
+        self._pool = area_pool if self.method == "no_aam" and whole_map_pool == "area" else roi_pool
         p = preset
         ch = (3,) + p.channels
         self.conv1 = nn.Conv2d(3, p.conv1, p.conv1_kernel, stride=p.conv1_stride, padding=p.conv1_pad)
@@ -162,7 +195,7 @@ class FashionSearchNet(nn.Module):
     def heads(self, conv5: torch.Tensor, boxes: torch.Tensor):
         """conv5 (B,C5,h,w) + boxes (B,A+R,4) -> attr_reps (B,A,D), region_reps (B,P,D) (fc10 outputs)."""
         r = F.relu(self.reduce(conv5))
-        crops = roi_pool(r, boxes[:, self.box_index], self.preset.pool)  # (B,K,C,P,P)
+        crops = self._pool(r, boxes[:, self.box_index], self.preset.pool)  # (B,K,C,P,P)
         x = crops.flatten(2)  # (B,K,in)
         outs = []
         for a, pos in enumerate(self._head_positions):  # each head's weights used once (no copies in ONNX)

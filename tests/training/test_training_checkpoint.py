@@ -127,7 +127,8 @@ def test_checkpoint_written_before_the_type_loads(tmp_path):
     torch.save(old, tmp_path / "fsn" / "checkpoint.pt")
     ck = Checkpoint.load(tmp_path / "fsn")
     assert (ck.region_weight, ck.train_rows, ck.data) == (0.3, None, None)
-    assert set(ck.to_dict()) == set(old) | {"region_weight"}
+    assert ck.whole_map_pool == "sample"  # no_aam of then sampled a bilinear crop of the whole map
+    assert set(ck.to_dict()) == set(old) | {"region_weight", "whole_map_pool"}
 
 
 def test_stage_state_round_trip_and_old_state_file(tmp_path):

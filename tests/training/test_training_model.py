@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fashionsearchnet.data.synth import synthetic_schema
-from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.runtime import roi
 from fashionsearchnet.search.projection import global_representation as np_global
 from fashionsearchnet.training.model import REGION_CONFIDENCE, FashionSearchNet, global_representation, roi_pool
@@ -113,3 +114,37 @@ def test_presets_meet_their_size_budgets():
     assert PRESETS["paper"].conv5 == 384 and PRESETS["paper"].conv6 == PRESETS["paper"].conv7 == 512
     assert (A + 1) * PRESETS["edge"].global_dim * 4 <= 8192
     assert PRESETS["edge"].conv5_size() == 15 and PRESETS["paper"].conv5_size() == 13
+
+
+def test_area_pool_is_adaptive_average_pooling_of_the_whole_map():
+    """no_aam's fair pooling (issue 17): every cell of the map counts; hand-checked bins on a 15-cell map."""
+    from fashionsearchnet.training.model import area_pool
+    g = torch.Generator().manual_seed(0)
+    feat = torch.rand(2, 3, 16, 16, generator=g)
+    whole = torch.tensor([0.0, 0.0, 15.0, 15.0]).expand(2, 1, 4)
+    got = area_pool(feat, whole, 4)[:, 0]
+    assert torch.allclose(got, F.adaptive_avg_pool2d(feat, 4), atol=1e-6)  # divisible: plain 4x4 blocks
+    feat15 = torch.rand(1, 1, 15, 15, generator=g)
+    got15 = area_pool(feat15, torch.tensor([[[0.0, 0.0, 14.0, 14.0]]]), 4)[0, 0, 0]
+    # bin 0 covers cells 0, 1, 2 fully and 0.75 of cell 3 (15/4 = 3.75 cells per bin)
+    wts = torch.tensor([1, 1, 1, 0.75] + [0] * 11) / 3.75
+    want = wts @ feat15[0, 0] @ wts
+    assert torch.allclose(got15[0, 0], want, atol=1e-6)
+    assert torch.allclose(got15.sum() / 16, feat15.mean(), atol=1e-6)  # equal bins: the mean of means is the mean
+
+
+def test_no_aam_reads_every_cell_and_old_checkpoints_keep_sampling():
+    s = synthetic_schema()
+    fair = FashionSearchNet(s, PRESETS["tiny"], "no_aam").eval()
+    legacy = FashionSearchNet(s, PRESETS["tiny"], "no_aam", whole_map_pool="sample").eval()
+    legacy.load_state_dict(fair.state_dict())
+    conv5 = torch.rand(1, PRESETS["tiny"].conv5, 7, 7)
+    n = len(s.attributes) + len(s.regions)
+    boxes = torch.tensor([0.0, 0.0, 6.0, 6.0]).expand(1, n, 4).contiguous()
+    base = fair.heads(conv5, boxes)[0]
+    bumped = conv5.clone()
+    bumped[:, :, 3, 1] += 5.0  # a cell the 4-point bilinear crop of a 7x7 map never reads (x = 1 lies on no sample)
+    assert not torch.allclose(fair.heads(bumped, boxes)[0], base)
+    assert torch.allclose(legacy.heads(bumped, boxes)[0], legacy.heads(conv5, boxes)[0])
+    with pytest.raises(UsageError):
+        FashionSearchNet(s, PRESETS["tiny"], "no_aam", whole_map_pool="max")
