@@ -1,12 +1,14 @@
 """What a search needs from a trained model (:class:`SearchParams`) and its file, ``params.npz``.
 
-``params.npz`` holds ``prototypes_<a>`` (C_a, D) per attribute, ``lam`` (A+1, A) and ``W`` (A+1, A*D, G); a
+``params.npz`` holds ``prototypes_<a>`` (C_a, D) per attribute, ``lam`` (A+1, A) and ``W`` (A+1, A*D, G), and
+optionally ``region_prototypes_<region>:<attr>`` (C_attr, D): the mean region-specific representation of each value
+of a region pair (absent in bundles written before issue 17: region requests then use the image-level ones); a
 bundle and a gallery generation each carry one. :func:`load_params` is the one reader (every check, one
 error naming the file and the fix); :func:`save_params` the one writer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Mapping
 
@@ -16,6 +18,7 @@ from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import BundleError, FSNError, UsageError
 
 PARAMS_FILE = "params.npz"
+REGION_PREFIX = "region_prototypes_"
 
 # fsn_region's down-weight of the representations a region request does not touch (section 4.4; the paper gives
 # no value). Chosen on a validation split of the training rows (benchmarks/experiments/region_weight/region_weight.py): 0.5 on the
@@ -32,6 +35,7 @@ class SearchParams:
     lam: np.ndarray
     W: np.ndarray
     region_weight: float = DEFAULT_REGION_WEIGHT
+    region_prototypes: dict[str, np.ndarray] = field(default_factory=dict)  # "region:attr" -> (C_attr, D)
 
     def __post_init__(self) -> None:
         A = len(self.schema.attributes)
@@ -51,6 +55,14 @@ class SearchParams:
             raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
         if not 0.0 <= float(self.region_weight) <= 1.0:
             raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
+        pairs = {f"{r}:{a}": a for r, a in self.schema.region_pairs}
+        for key, p in self.region_prototypes.items():
+            if key not in pairs:
+                raise UsageError(f"SearchParams.region_prototypes[{key!r}]: not a region pair of the schema; "
+                                 f"valid: {', '.join(pairs) or 'none'}")
+            n = len(self.schema.attributes[self.schema.attr_index(pairs[key])].values)
+            if p.ndim != 2 or p.shape != (n, D):
+                raise UsageError(f"SearchParams.region_prototypes[{key!r}]: shape {p.shape}, expected ({n}, {D})")
 
     @property
     def dim(self) -> int:
@@ -60,9 +72,18 @@ class SearchParams:
     def global_dim(self) -> int:
         return int(self.W.shape[2])
 
+    def region_prototype(self, region: str, attr: str) -> np.ndarray:
+        """(C_attr, D) prototypes a request on ``region:attr`` substitutes: the region-specific ones where the
+        bundle has them, else the attribute's image-level ones."""
+        key = f"{region}:{attr}"
+        if key in self.region_prototypes:
+            return self.region_prototypes[key]
+        return self.prototypes[self.schema.attr_index(attr)]
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The ``params.npz`` arrays: ``prototypes_<a>``, ``lam``, ``W``."""
-        return {**{f"prototypes_{a}": p for a, p in enumerate(self.prototypes)}, "lam": self.lam, "W": self.W}
+        """The ``params.npz`` arrays: ``prototypes_<a>``, ``lam``, ``W``, ``region_prototypes_<region>:<attr>``."""
+        return {**{f"prototypes_{a}": p for a, p in enumerate(self.prototypes)}, "lam": self.lam, "W": self.W,
+                **{f"{REGION_PREFIX}{k}": p for k, p in self.region_prototypes.items()}}
 
 
 def save_params(f: str | Path | IO[bytes], arrays: SearchParams | Mapping[str, np.ndarray]) -> None:
@@ -106,4 +127,8 @@ def load_params(path: str | Path, schema: Schema, region_weight: float | None = 
     weight = DEFAULT_REGION_WEIGHT if region_weight is None else float(region_weight)
     if not 0.0 <= weight <= 1.0:
         raise error(f"{path}: region_weight {weight} is outside [0, 1]; {fix}")
-    return SearchParams(schema, protos, lam, W, weight)
+    regional = {k[len(REGION_PREFIX):]: v.astype(np.float32) for k, v in arrays.items() if k.startswith(REGION_PREFIX)}
+    try:
+        return SearchParams(schema, protos, lam, W, weight, regional)
+    except UsageError as e:
+        raise error(f"{path}: {e}; {fix}") from None
