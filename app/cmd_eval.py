@@ -28,7 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder written by 'fsn train', or a bundle folder written by 'fsn export'")
     p.add_argument("data", help="dataset folder (the same schema as the run)")
     p.add_argument("--json", required=True, help="write the results here (JSON)")
-    p.add_argument("--protocols", default=None, help="comma list of query, manipulation, region, item, adde (default all)")
+    p.add_argument("--protocols", default=None,
+                   help="comma list of query, manipulation, region, item, adde, region_part, region_primary, "
+                        "region_differ, region_match and the figures region_specificity, localisation (default: "
+                        "every one the data support; one asked for that the data cannot support is an error)")
     p.add_argument("--methods", default=None, help="comma list of trained methods to evaluate (default all found)")
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
@@ -45,13 +48,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
+    from fashionsearchnet.evaluation.figures import FIGURES, figures_table
     from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table
     from fashionsearchnet.evaluation.bundle import evaluate_bundle, is_bundle
 
-    protocols = tuple(x.strip() for x in args.protocols.split(",")) if args.protocols else PROTOCOLS
-    bad = [x for x in protocols if x not in PROTOCOLS + EXTRA_PROTOCOLS]
+    protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip()) if args.protocols else None
+    valid = PROTOCOLS + EXTRA_PROTOCOLS + FIGURES
+    bad = [x for x in protocols or () if x not in valid]
     if bad:
-        raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(PROTOCOLS + EXTRA_PROTOCOLS)}")
+        raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(valid)}")
     methods = None
     if args.methods and not is_bundle(args.run):
         from fashionsearchnet.training.model import canonical_method
@@ -72,5 +77,6 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     # the shape every evaluating command writes: {"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}
     atomic_write_text(out, json.dumps(result, indent=2))
-    log.info("wrote %s (run %s, data %s, seed %d)\n%s", out, args.run, args.data, args.seed, markdown_table(result))
+    log.info("wrote %s (run %s, data %s, seed %d)\n%s\n%s", out, args.run, args.data, args.seed,
+             markdown_table(result), figures_table(result))
     return 0

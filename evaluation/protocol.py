@@ -9,6 +9,12 @@ dataset rows of its top ``k`` results. The protocols build the (query, request, 
 - ``region``: with region truth columns (``sleeve:color``...), change one region's attribute; hit = a result
   that matches the query's image-level labels and region truth after the change (a change of the primary
   region, the torso, also changes the image-level attribute it describes).
+- ``region_part``: the ``region`` requests on a non-primary region (collar, sleeve) whose requested value differs
+  from the query's primary-region (torso) value of that attribute: the garment becomes two-tone, a genuinely
+  regional change. Hit as ``region``, except that a result sharing the query's ``item_id`` (its own colour
+  variant) is never a hit; a pair is kept only if a gallery item with another ``item_id`` satisfies it.
+- ``region_primary``: the ``region`` requests on the primary region (torso), same hit rule, no item_id exclusion
+  (image-level changes phrased as region requests).
 - ``region_differ`` / ``region_match`` (not run unless asked for): the ``region`` pairs whose target is a
   two-tone garment (some region's value of the requested attribute differs from the torso's, e.g. red torso
   with green sleeves) / a garment of one colour or pattern. The paper's region-aware search is about the first.
@@ -29,7 +35,8 @@ left out (it cannot be hit by any method); ``n`` counts the pairs kept. Accuraci
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -38,8 +45,12 @@ from fashionsearchnet.errors import UsageError
 from fashionsearchnet.search.request import Request  # one request type for every searcher
 from fashionsearchnet.whole_numbers import whole_number
 
+if TYPE_CHECKING:
+    from fashionsearchnet.evaluation.figures import MethodFeatures
+
 KS = (1, 5, 10, 20, 30, 50)
-PROTOCOLS = ("query", "manipulation", "region", "item", "adde")
+PROTOCOLS = ("query", "manipulation", "region", "item", "adde", "region_part", "region_primary")
+REGION_PROTOCOLS = ("region", "region_part", "region_primary", "region_differ", "region_match")  # need region truth
 EXTRA_PROTOCOLS = ("region_differ", "region_match")  # breakdowns of ``region``, run only when asked for
 
 
@@ -61,11 +72,14 @@ class Task:
     region_columns: tuple[str, ...]
     gallery_rows: np.ndarray
     item_targets: list[str | None] | None = None  # item protocol: the item id a hit must have
+    exclude_items: list[str | None] | None = None  # region_part: the item id a hit must NOT have (None: any)
 
 
 def _match(dataset: Dataset, rows: np.ndarray, targets: np.ndarray, region_targets: np.ndarray,
-           region_columns: Sequence[str], item_targets: Sequence[str | None] | None = None) -> np.ndarray:
-    """Boolean (Q, K): does result ``rows[q, j]`` satisfy query q's target (strict unknown rule)."""
+           region_columns: Sequence[str], item_targets: Sequence[str | None] | None = None,
+           exclude_items: Sequence[str | None] | None = None) -> np.ndarray:
+    """Boolean (Q, K): does result ``rows[q, j]`` satisfy query q's target (strict unknown rule); with
+    ``exclude_items``, a result whose item id is query q's excluded one never does."""
     lab = dataset.labels[rows]  # (Q, K, A)
     t = targets[:, None, :]
     ok = np.where(t >= 0, lab == t, True).all(-1)
@@ -77,17 +91,22 @@ def _match(dataset: Dataset, rows: np.ndarray, targets: np.ndarray, region_targe
         ids = np.asarray([x if x is not None else "" for x in dataset.item_ids], dtype=object)
         want = np.asarray([x if x is not None else "\0" for x in item_targets], dtype=object)
         ok &= ids[rows] == want[:, None]
+    if exclude_items is not None:
+        ids = np.asarray([x if x is not None else "" for x in dataset.item_ids], dtype=object)
+        avoid = np.asarray([x if x is not None else "\0" for x in exclude_items], dtype=object)
+        ok &= ids[rows] != avoid[:, None]
     return ok
 
 
 def _satisfiable(dataset: Dataset, gallery_rows: np.ndarray, targets: np.ndarray, region_targets: np.ndarray,
-                 region_columns: Sequence[str]) -> np.ndarray:
-    """(Q,) whether any gallery row satisfies each target."""
+                 region_columns: Sequence[str], exclude_items: Sequence[str | None] | None = None) -> np.ndarray:
+    """(Q,) whether any gallery row satisfies each target (with another item id than ``exclude_items``')."""
     out = np.zeros(len(targets), bool)
     for s in range(0, len(targets), 256):
         sl = slice(s, s + 256)
         rows = np.broadcast_to(gallery_rows[None, :], (len(targets[sl]), len(gallery_rows)))
-        out[sl] = _match(dataset, rows, targets[sl], region_targets[sl], region_columns).any(1)
+        ex = None if exclude_items is None else exclude_items[sl]
+        out[sl] = _match(dataset, rows, targets[sl], region_targets[sl], region_columns, exclude_items=ex).any(1)
     return out
 
 
@@ -142,6 +161,44 @@ def _two_tone(dataset: Dataset, task: Task) -> np.ndarray:
                 v = task.region_targets[i, c]
                 out[i] |= bool(v >= 0 and ref >= 0 and v != ref)
     return out
+
+
+def primary_values(dataset: Dataset, attr: str, rows: np.ndarray) -> np.ndarray:
+    """The primary-region (torso) value of ``attr`` of ``rows``: its region truth column where there is one,
+    else the image-level label (which describes the primary region); -1 = unknown."""
+    col = f"{dataset.schema.primary_region}:{attr}"
+    if col in dataset.region_labels:
+        return dataset.region_labels[col][rows]
+    return dataset.labels[rows, dataset.schema.attr_index(attr)]
+
+
+def _region_subset(dataset: Dataset, task: Task, protocol: str) -> Task:
+    """``region_part`` / ``region_primary`` from the (satisfiable) ``region`` task: see the module doc."""
+    primary = dataset.schema.primary_region
+    keep = np.zeros(len(task.requests), bool)
+    for i, req in enumerate(task.requests):
+        (region, attr, value), = req.region
+        if protocol == "region_primary":
+            keep[i] = region == primary
+        elif region != primary:
+            cur = int(primary_values(dataset, attr, task.query_rows[i:i + 1])[0])
+            keep[i] = cur >= 0 and dataset.schema.attributes[dataset.schema.attr_index(attr)].values[cur] != value
+    sub = Task(protocol, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k], task.targets[keep],
+               task.region_targets[keep], task.region_columns, task.gallery_rows)
+    if protocol == "region_primary":
+        return sub
+    sub.exclude_items = [dataset.item_ids[int(q)] for q in sub.query_rows]
+    ok = _satisfiable(dataset, sub.gallery_rows, sub.targets, sub.region_targets, sub.region_columns, sub.exclude_items)
+    return Task(protocol, sub.query_rows[ok], [r for r, k in zip(sub.requests, ok) if k], sub.targets[ok],
+                sub.region_targets[ok], sub.region_columns, sub.gallery_rows,
+                exclude_items=[x for x, k in zip(sub.exclude_items, ok) if k])
+
+
+def own_item_only(dataset: Dataset, task: Task) -> np.ndarray:
+    """(Q,) for each pair of ``task``: is its target satisfied by no gallery item with another item id than the
+    query's (only the query's own colour variant answers it)?"""
+    exclude = [dataset.item_ids[int(q)] for q in task.query_rows]
+    return ~_satisfiable(dataset, task.gallery_rows, task.targets, task.region_targets, task.region_columns, exclude)
 
 
 def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
@@ -215,6 +272,8 @@ def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int 
         task = Task(protocol, np.asarray(qs, np.int64), reqs, t, _empty_region_targets(len(qs), cols), cols,
                     gallery, item_targets=items)
         return task  # the variant itself is in the gallery, so every pair is satisfiable
+    elif protocol in ("region_part", "region_primary"):
+        return _region_subset(dataset, build_task(dataset, "region", seed=seed, max_queries=max_queries), protocol)
     elif protocol in EXTRA_PROTOCOLS:
         task = build_task(dataset, "region", seed=seed, max_queries=max_queries)
         keep = _two_tone(dataset, task) == (protocol == "region_differ")
@@ -240,7 +299,7 @@ def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] =
     if results.shape != (n, kmax) and not (results.shape[0] == n and results.shape[1] >= min(kmax, len(task.gallery_rows))):
         raise UsageError(f"searcher returned shape {results.shape}, expected ({n}, {kmax})")
     hits = _match(dataset, results[:, :kmax], task.targets, task.region_targets, task.region_columns,
-                  task.item_targets)
+                  task.item_targets, task.exclude_items)
     for k in ks:
         out[f"top{k}"] = round(100.0 * float(hits[:, :k].any(1).mean()), 3)
         if k <= len(task.gallery_rows):  # beyond it evaluate() pads with repeats of the last result: no precision
@@ -258,17 +317,55 @@ def score(dataset: Dataset, task: Task, results: np.ndarray, ks: Sequence[int] =
     return out
 
 
-def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Sequence[str] = PROTOCOLS,
-             seed: int = 0, max_queries: int | None = None, ks: Sequence[int] = KS) -> dict[str, dict[str, dict]]:
-    """Run every protocol for every method: ``{"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}``.
+def missing(dataset: Dataset, protocol: str) -> str | None:
+    """Why ``dataset`` cannot support ``protocol`` (a protocol or a figure), naming what is missing and what
+    exists; None when it can."""
+    from fashionsearchnet.evaluation.localisation import MASKS, has_masks
 
-    Protocols the data cannot support (``region`` without region columns, ``item`` without item ids) are left out.
+    if protocol in REGION_PROTOCOLS + ("region_specificity",) and not dataset.region_labels:
+        pairs = ", ".join(f"{r}:{a}" for r, a in dataset.schema.region_pairs[:3]) or "sleeve:color"
+        return (f"{dataset.root}/attributes.csv has no region truth columns (<region>:<attribute>, e.g. {pairs}); "
+                f"its label columns are {', '.join(dataset.schema.names)}")
+    if protocol == "localisation" and not has_masks(dataset):
+        have = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(dataset.root).iterdir()) \
+            if Path(dataset.root).is_dir() else []
+        return (f"{dataset.root} has no {MASKS}/ folder of region masks (<image stem>.png, as 'fsn synth' writes "
+                f"them); it has {', '.join(have) or 'nothing'}")
+    if protocol == "item" and all(i is None for i in dataset.item_ids):
+        return f"{dataset.root}/attributes.csv has no item_id column (or no item ids)"
+    return None
+
+
+def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Sequence[str] | None = None,
+             seed: int = 0, max_queries: int | None = None, ks: Sequence[int] = KS,
+             features: Mapping[str, "MethodFeatures"] | None = None) -> dict[str, dict[str, dict]]:
+    """Run every protocol for every method: ``{"<protocol>": {"<method>": {"top1": .., ..., "n": ..}}}``; the
+    figures of evaluation/figures.py (``region_specificity``, ``localisation``) from ``features`` (one
+    :class:`MethodFeatures` per trained method) in the same shape.
+
+    ``protocols`` None: every protocol and figure the data (and ``features``) support, the others left out.
+    Asked for explicitly, a region protocol or figure the data cannot support (no region truth, no masks) is a
+    UsageError naming what is missing; ``item`` without item ids is left out as before.
     """
+    from fashionsearchnet.evaluation.figures import FIGURES, figure
+
+    explicit = protocols is not None
+    protocols = tuple(protocols) if explicit else PROTOCOLS + FIGURES
     result: dict[str, dict[str, dict]] = {}
     for proto in protocols:
-        if proto.startswith("region") and not dataset.region_labels:
+        why = missing(dataset, proto)
+        if why is not None:
+            if explicit and proto != "item":
+                raise UsageError(f"protocol {proto}: {why}; leave {proto} out of --protocols or evaluate on a "
+                                 "catalogue that has it")
             continue
-        if proto == "item" and all(i is None for i in dataset.item_ids):
+        if proto in FIGURES:
+            if features is None:
+                if explicit:
+                    raise UsageError(f"protocol {proto}: needs the methods' features; evaluate a run or bundle "
+                                     "with 'fsn eval'")
+                continue
+            result[proto] = figure(dataset, proto, features)
             continue
         task = build_task(dataset, proto, seed=seed, max_queries=max_queries)
         result[proto] = {}
@@ -301,7 +398,8 @@ def evaluate_grouped(dataset: Dataset, searchers: Mapping[str, Searcher], protoc
         keep = names == g
         sub = Task(task.name, task.query_rows[keep], [r for r, kk in zip(task.requests, keep) if kk],
                    task.targets[keep], task.region_targets[keep], task.region_columns, task.gallery_rows,
-                   None if task.item_targets is None else [t for t, kk in zip(task.item_targets, keep) if kk])
+                   None if task.item_targets is None else [t for t, kk in zip(task.item_targets, keep) if kk],
+                   None if task.exclude_items is None else [t for t, kk in zip(task.exclude_items, keep) if kk])
         out[str(g)] = {m: score(dataset, sub, r[keep], [x for x in ks if x <= k]) for m, r in results.items()}
     return out
 
@@ -319,6 +417,8 @@ def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 1
     lines = [head, "|" + "---|" * (len(ks) + 3)]
     for proto, methods in result.items():
         for m, r in methods.items():
+            if not any(key.startswith(metric) and key[len(metric):].isdigit() for key in r):  # a figure (region_specificity, localisation)
+                continue
             vals = " | ".join(f"{r.get(f'{metric}{k}', float('nan')):.1f}" for k in ks)
             lines.append(f"| {proto} | {m} | {vals} | {r.get('n', 0)} |")
     return "\n".join(lines)

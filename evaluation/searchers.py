@@ -7,11 +7,12 @@ every dataset row (``FeatureTable.scatter``: the training rows stay zeros; the p
 """
 from __future__ import annotations
 
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Mapping
 
 import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.evaluation.figures import MethodFeatures
 from fashionsearchnet.search.exact import ExactSearcher
 from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.table import FeatureTable
@@ -32,3 +33,11 @@ def method_names(method: str) -> tuple[str, ...]:
 def exact_searchers(params: SearchParams, table: FeatureTable, method: str) -> dict[str, ExactSearcher]:
     """{name: ExactSearcher} of a trained ``method`` over ``table`` (every dataset row)."""
     return {name: ExactSearcher(params, table, method=name) for name in method_names(method)}
+
+
+def searchers_of(features: Mapping[str, MethodFeatures]) -> dict[str, ExactSearcher]:
+    """{name: ExactSearcher} of every trained method's features (fsn also as fsn_region)."""
+    out: dict[str, ExactSearcher] = {}
+    for method, f in features.items():
+        out.update(exact_searchers(f.params, f.table, method))
+    return out

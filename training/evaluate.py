@@ -15,8 +15,9 @@ import numpy as np
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.errors import CheckpointError
-from fashionsearchnet.evaluation.protocol import PROTOCOLS, evaluate
-from fashionsearchnet.evaluation.searchers import Bars, eval_rows, exact_searchers
+from fashionsearchnet.evaluation.figures import MethodFeatures
+from fashionsearchnet.evaluation.protocol import evaluate
+from fashionsearchnet.evaluation.searchers import Bars, eval_rows, searchers_of
 from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, check_schema, load_run
@@ -36,9 +37,9 @@ def find_methods(run: str | Path) -> list[str]:
     return found
 
 
-def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.ndarray, device: str = "cpu",
-                    bars: Bars | None = None) -> tuple[FeatureTable, Any, dict[str, Any]]:
-    """(features of every dataset row, zeros outside ``rows``; model; meta) for one trained method."""
+def _method_arrays(run: str | Path, method: str, dataset: Dataset, rows: np.ndarray, device: str = "cpu",
+                   bars: Bars | None = None) -> tuple[dict[str, np.ndarray], Any, dict[str, Any]]:
+    """(extract()'s arrays of ``rows``, model, meta) of one trained method."""
     model, meta = load_run(Path(run) / method, device=device)
     check_schema(meta["schema"], dataset.schema, str(meta["path"]))
     if bars is None:
@@ -46,28 +47,49 @@ def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.nda
     else:
         with bars(len(rows), f"{method}: features") as adv:
             feats = extract(model, dataset, rows, device=device, progress=adv)
+    return feats, model, meta
+
+
+def method_features(run: str | Path, method: str, dataset: Dataset, rows: np.ndarray, device: str = "cpu",
+                    bars: Bars | None = None) -> tuple[FeatureTable, Any, dict[str, Any]]:
+    """(features of every dataset row, zeros outside ``rows``; model; meta) for one trained method."""
+    feats, model, meta = _method_arrays(run, method, dataset, rows, device, bars)
     part = FeatureTable(feats["attr_reps"], feats["region_reps"], feats["probs"])
     return FeatureTable.scatter(len(dataset), rows, part), model, meta
+
+
+def run_features(run: str | Path, dataset: Dataset, methods: Sequence[str] | None = None, device: str = "cpu",
+                 bars: Bars | None = None, region_weight: float | None = None) -> dict[str, MethodFeatures]:
+    """{trained method: its features of every dataset row (gallery and query rows extracted), SearchParams and
+    ROI boxes}; ``region_weight`` overrides the fsn_region down-weight stored with the run."""
+    rows = eval_rows(dataset)
+    out: dict[str, MethodFeatures] = {}
+    for m in methods or find_methods(run):
+        feats, model, meta = _method_arrays(run, m, dataset, rows, device, bars)
+        table = FeatureTable.scatter(len(dataset), rows,
+                                     FeatureTable(feats["attr_reps"], feats["region_reps"], feats["probs"]))
+        params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
+                              lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
+                              region_weight=meta["region_weight"] if region_weight is None else region_weight)
+        boxes = np.zeros((len(dataset),) + feats["boxes"].shape[1:], np.float32)
+        boxes[rows] = feats["boxes"]
+        hw = meta["preset"].conv5_size()
+        out[m] = MethodFeatures(params, table, boxes, (hw, hw))
+    return out
 
 
 def build_searchers(run: str | Path, dataset: Dataset, methods: Sequence[str] | None = None, device: str = "cpu",
                     bars: Bars | None = None, region_weight: float | None = None) -> dict[str, Any]:
     """{name: ExactSearcher} for every finished method (fsn gives fsn and fsn_region); ``region_weight``
     overrides the fsn_region down-weight stored with the run."""
-    rows = eval_rows(dataset)
-    searchers: dict[str, Any] = {}
-    for m in methods or find_methods(run):
-        feats, model, meta = method_features(run, m, dataset, rows, device, bars)
-        params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
-                              lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
-                              region_weight=meta["region_weight"] if region_weight is None else region_weight)
-        searchers.update(exact_searchers(params, feats, m))
-    return searchers
+    return searchers_of(run_features(run, dataset, methods, device, bars, region_weight))
 
 
 def evaluate_run(run: str | Path, dataset: Dataset, protocols: Sequence[str] | None = None, seed: int = 0,
                  max_queries: int | None = None, methods: Sequence[str] | None = None, device: str = "cpu",
                  bars: Bars | None = None, region_weight: float | None = None) -> dict[str, dict[str, dict]]:
-    """``evaluation.protocol.evaluate`` over every trained method of ``run`` on ``dataset``."""
-    searchers = build_searchers(run, dataset, methods, device, bars, region_weight)
-    return evaluate(dataset, searchers, protocols=tuple(protocols or PROTOCOLS), seed=seed, max_queries=max_queries)
+    """``evaluation.protocol.evaluate`` over every trained method of ``run`` on ``dataset`` (protocols None: every
+    protocol and figure the data support)."""
+    features = run_features(run, dataset, methods, device, bars, region_weight)
+    return evaluate(dataset, searchers_of(features), protocols=protocols, seed=seed, max_queries=max_queries,
+                    features=features)

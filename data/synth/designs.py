@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashionsearchnet.data.synth.profiles import (CATEGORIES, COLLARS, COLORS, DETAILS, FINE, FINE_PROFILES, PATTERNS,
-                                                  SHADE_SPREAD, SLEEVES)
+                                                  REGIONAL_ACCENTS, SHADE_SPREAD, SLEEVES)
 
 REGION_COLUMNS = ("torso:color", "torso:pattern", "sleeve:color", "sleeve:pattern", "collar:color")
 
@@ -85,6 +85,12 @@ def recolor(d: Design, rng: np.random.Generator, taken: tuple[str, ...] = ()) ->
     new = _other(rng, tuple(COLORS), d.torso_color)
     if new in taken:
         new = pick(rng, [c for c in COLORS if c != d.torso_color and c not in taken])
+    return recolored(d, new)
+
+
+def recolored(d: Design, new: str) -> Design:
+    """``d`` with torso colour ``new``: every part that had the torso colour takes it, a part that had ``new``
+    takes the old torso colour (the colours swap), the rest is unchanged."""
     same = lambda c: new if c == d.torso_color else (c if c != new else d.torso_color)  # noqa: E731
     return Design(d.category, d.collar, d.sleeve, new, d.torso_pattern, same(d.sleeve_color), d.sleeve_pattern,
                   same(d.collar_color), d.shade, d.period, d.details, d.print_color)
@@ -101,8 +107,44 @@ def label_row(d: Design) -> dict[str, str]:
     }
 
 
+def regional_family(rng: np.random.Generator) -> list[Design]:
+    """The products of one regional-profile family: a basic design's shape, torso colour and patterns, with every
+    (collar colour, sleeve colour) combination of the torso colour and REGIONAL_ACCENTS other colours (collar
+    only for sleeveless garments); each product has its own shade and stripe period (distinct products)."""
+    base = make_design(rng, "basic")
+    t = base.torso_color
+    others = [c for c in COLORS if c != t]
+    accents = (t, *(others[int(i)] for i in rng.choice(len(others), REGIONAL_ACCENTS, replace=False)))
+    sleeves = accents if base.sleeve != "sleeveless" else (t,)
+    return [Design(base.category, base.collar, base.sleeve, t, base.torso_pattern, s, base.sleeve_pattern, c,
+                   shade=tuple(rng.random(3)), period=float(rng.choice([0.035, 0.04, 0.045, 0.05, 0.055, 0.06])))
+            for c in accents for s in sleeves]
+
+
+def plan_regional(count: int, seed: int) -> list[tuple[int, str, Design]]:
+    """The regional profile's plan: families (:func:`regional_family`) in order; each product is one item with
+    1-3 colour variants as in the other profiles, the family's variants sharing their torso colours (so that
+    the variants of a family are a family too)."""
+    plan: list[tuple[int, str, Design]] = []
+    family = 0
+    while len(plan) < count:
+        rng = np.random.default_rng([seed, 5, family])
+        products = regional_family(rng)
+        t = products[0].torso_color
+        others = [c for c in COLORS if c != t]
+        variant_colors = [others[int(i)] for i in rng.choice(len(others), 2, replace=False)]
+        for j, d in enumerate(products):
+            n_var = int(rng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
+            for v in range(min(n_var, count - len(plan))):
+                plan.append((len(plan), f"R{family:05d}-{j}", d if v == 0 else recolored(d, variant_colors[v - 1])))
+        family += 1
+    return plan
+
+
 def plan_catalogue(count: int, seed: int, profile: str = "basic") -> list[tuple[int, str, Design]]:
     """(image index, item id, design) for every image: designs and their colour variants, in order."""
+    if profile == "regional":
+        return plan_regional(count, seed)
     plan: list[tuple[int, str, Design]] = []
     design_no = 0
     while len(plan) < count:

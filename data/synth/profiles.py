@@ -28,7 +28,11 @@ COLORS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
     "purple": ((132, 148), (110, 200), (90, 170)),
     "pink": ((160, 170), (60, 120), (215, 255)),
 }
-PROFILES = ("basic", "detailed", "hard", "ambiguous")
+PROFILES = ("basic", "detailed", "hard", "ambiguous", "regional")
+# The regional profile (the basic schema, another plan): families of products sharing shape, torso colour and
+# pattern, whose collar and sleeve colours take every combination of the torso colour and REGIONAL_ACCENTS accent
+# colours, so that a collar or sleeve request ("this, with navy sleeves") is answered by another product.
+REGIONAL_ACCENTS = 2
 # The detailed profile's extra attributes: values and how often each is drawn ("none" 60% of the time).
 DETAILS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "fastening": (("none", "buttons", "zip"), (0.6, 0.2, 0.2)),
@@ -57,6 +61,7 @@ def check_profile(profile: str) -> None:
 def synthetic_schema(profile: str = "basic") -> Schema:
     """The schema of the synthetic catalogue, with the region linkage of section 3.4.
 
+    The regional profile's schema is the basic one (models trained on basic catalogues evaluate on it).
     The detailed profile's extra attributes come last and join the torso region's sources (they are drawn on it).
     """
     check_profile(profile)

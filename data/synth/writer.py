@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fashionsearchnet.data.dataset import write_dataset
+from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.data.synth.designs import REGION_COLUMNS, Design, label_row, plan_catalogue
 from fashionsearchnet.data.synth.photography import render
 from fashionsearchnet.data.synth.profiles import CLOSE_UP, check_profile, synthetic_schema
@@ -64,11 +65,7 @@ def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
     (out / "images").mkdir(parents=True, exist_ok=True)
     if masks:
         (out / "masks").mkdir(exist_ok=True)
-    schema = synthetic_schema(profile)
-    header = ["image", "split", "item_id", *schema.names, *REGION_COLUMNS]
-    split_draw = np.random.default_rng([seed, 1]).random(count)
-    split_names = np.where(split_draw < fr[0], "train", np.where(split_draw < fr[0] + fr[1], "gallery", "query"))
-    plan = plan_catalogue(count, seed, profile)
+    header, rows, schema, plan = catalogue_rows(count, seed, splits, profile)
     n_workers = default_workers(count) if workers is None else workers
     chunks = [plan[k:k + 64] for k in range(0, count, 64)]
     job = functools.partial(_render_chunk, str(out), seed, size, masks, CLOSE_UP if profile == "ambiguous" else 0.0)
@@ -87,6 +84,20 @@ def generate(out: str | Path, count: int, seed: int = 0, size: int = 128,
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    return write_dataset(out, header, rows, schema)
+
+
+def catalogue_rows(count: int, seed: int = 0, splits: tuple[float, float, float] = DEFAULT_SPLITS,
+                   profile: str = "basic") -> tuple[list[str], list[dict[str, str]], Schema, list]:
+    """(attributes.csv header, its rows, schema, plan) of the catalogue :func:`generate` writes, without drawing
+    a pixel (the labels, splits and item ids depend on the seed only): for counting a catalogue's requests."""
+    check_profile(profile)
+    fr = np.asarray(splits, np.float64)
+    schema = synthetic_schema(profile)
+    header = ["image", "split", "item_id", *schema.names, *REGION_COLUMNS]
+    split_draw = np.random.default_rng([seed, 1]).random(count)
+    split_names = np.where(split_draw < fr[0], "train", np.where(split_draw < fr[0] + fr[1], "gallery", "query"))
+    plan = plan_catalogue(count, seed, profile)
     rows = [{"image": f"images/{i:06d}.jpg", "split": str(split_names[i]), "item_id": item, **label_row(d)}
             for i, item, d in plan]
-    return write_dataset(out, header, rows, schema)
+    return header, rows, schema, plan

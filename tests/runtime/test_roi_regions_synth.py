@@ -5,7 +5,7 @@ import pytest
 
 from fashionsearchnet.data.synth import generate, synthetic_schema
 from fashionsearchnet.runtime import roi
-from fashionsearchnet.training.localisation import (SYNTH_REGION_LABELS, box_coverage, box_iou, cell_box_to_pixels,
+from fashionsearchnet.evaluation.localisation import (SYNTH_REGION_LABELS, box_coverage, box_iou, cell_box_to_pixels,
                                                    mask_box, mean_box_coverage, mean_box_iou, truth_boxes)
 
 

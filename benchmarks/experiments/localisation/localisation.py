@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.experiments.localisation.localisation --run /tmp/fsn-tm3/run-synth-edge \
         --data /tmp/fsn-tm3/heldout-4500 --out benchmarks/experiments/localisation/results/basic_24k_heldout4k
 
-Mean IoU of each box with its true region (training/localisation.py), the share of the region's pixels inside
+Mean IoU of each box with its true region (evaluation/localisation.py), the share of the region's pixels inside
 the box, and a whole-map box for comparison, over the first ``--images`` gallery images. Writes OUT.json/.md.
 """
 from __future__ import annotations

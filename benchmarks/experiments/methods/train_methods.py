@@ -8,7 +8,7 @@ Full run on the synthetic catalogue (20k train, 4k gallery, 500 queries; the lea
 
 Smoke test (a minute): ``--count 300 --size 64 --preset tiny --epochs 2,2,2 --out /tmp/tm``.
 Writes ``OUT.json`` and ``OUT.md`` (tables, the command, the machine, timings). Also the mean IoU of each
-attribute's AAM box (fsn) with its true region from synth ``masks/`` (see training/localisation.py for the
+attribute's AAM box (fsn) with its true region from synth ``masks/`` (see evaluation/localisation.py for the
 mapping: collar -> collar, sleeve -> sleeve, color/pattern -> torso, category -> whole garment) and of each
 region box with its region. ``--real`` (fashion-product-224) is skipped when the folder is absent.
 """
@@ -39,7 +39,7 @@ def _machine(device: str) -> str:
 def _localisation(run: Path, dataset, rows: np.ndarray, device: str) -> dict:
     from fashionsearchnet.training.checkpoint import load_run
     from fashionsearchnet.training.extract import extract
-    from fashionsearchnet.training.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS,
+    from fashionsearchnet.evaluation.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS,
                                                        mean_box_coverage, mean_box_iou)
 
     model, meta = load_run(run / "fsn", device=device)

@@ -1,4 +1,5 @@
-"""How well boxes localise: conv5-cell boxes -> image pixels, IoU with a true region mask's bounding box.
+"""How well boxes localise: conv5-cell boxes -> image pixels, IoU with a true region mask's bounding box
+(torch-free: numpy and OpenCV; the ``localisation`` figure of ``fsn eval`` and the localisation benchmarks).
 
 Mapping used for the synthetic catalogue (mask labels 0 bg, 1 torso, 2 sleeve, 3 collar): collar -> collar,
 sleeve -> sleeve, color / pattern -> torso (image-level colour and pattern describe the torso),
@@ -9,8 +10,16 @@ bounding box and the bounding boxes of its 8-connected parts (the method boxes t
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import cv2
 import numpy as np
+
+from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.errors import DatasetError
+
+MASKS = "masks"  # <dataset root>/masks/<image stem>.png: region label images (fsn synth writes them)
 
 SYNTH_ATTRIBUTE_REGIONS: dict[str, tuple[int, ...]] = {
     "collar": (3,), "sleeve": (2,), "color": (1,), "pattern": (1,), "category": (1, 2, 3),
@@ -96,3 +105,45 @@ def mean_box_coverage(boxes: np.ndarray, masks: list[np.ndarray], names: list[st
             sums[name][0] += box_coverage(cell_box_to_pixels(boxes[i, k], map_hw, m.shape[:2]), region)
             sums[name][1] += 1
     return {n: (s / c if c else None) for n, (s, c) in sums.items()}
+
+
+def mask_path(dataset: Dataset, row: int) -> Path:
+    """Where the region label image of dataset row ``row`` is: ``<root>/masks/<image stem>.png``."""
+    return Path(dataset.root) / MASKS / (Path(dataset.images[row]).stem + ".png")
+
+
+def has_masks(dataset: Dataset) -> bool:
+    return (Path(dataset.root) / MASKS).is_dir()
+
+
+def read_mask(path: Path) -> np.ndarray:
+    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise DatasetError(f"{path}: cannot read the region mask; regenerate the catalogue with 'fsn synth' "
+                           "(without --no-masks) or leave localisation out of --protocols")
+    return m
+
+
+def localisation(dataset: Dataset, boxes: np.ndarray, map_hw: tuple[int, int], rows: Sequence[int] | np.ndarray,
+                 names: Sequence[str], attr_labels: dict[str, tuple[int, ...]] = SYNTH_ATTRIBUTE_REGIONS,
+                 region_labels: dict[str, tuple[int, ...]] = SYNTH_REGION_LABELS,
+                 region_names: Sequence[str] = ()) -> dict[str, float | int]:
+    """The ``localisation`` figure of one method: ``{"<attribute>": mean box IoU, ..., "region:<name>": mean IoU
+    of the region box, "n": images}`` over dataset ``rows`` (with masks).
+
+    ``boxes`` (len(dataset), A+R, 4) inclusive cells of a ``map_hw`` map (attribute boxes, then region boxes, in
+    the order of ``names`` and ``region_names``); IoU as :func:`mean_box_iou` (attributes without a mask region,
+    and images where the region is absent, are left out; an attribute no image has is omitted).
+    """
+    rows = np.asarray(rows, np.int64)
+    masks = [read_mask(mask_path(dataset, int(r))) for r in rows]
+    names, region_names = list(names), list(region_names)
+    out: dict[str, float | int] = {}
+    attr = mean_box_iou(boxes[rows, :len(names)], masks, names, attr_labels, map_hw)
+    out.update({k: round(v, 4) for k, v in attr.items() if v is not None})
+    if region_names:
+        reg = mean_box_iou(boxes[rows, len(names):len(names) + len(region_names)], masks, region_names,
+                           region_labels, map_hw)
+        out.update({f"region:{k}": round(v, 4) for k, v in reg.items() if v is not None})
+    out["n"] = int(len(rows))
+    return out
