@@ -6,7 +6,8 @@ import statistics
 from typing import Iterable, Mapping
 
 
-def _stats(vals: list[float]) -> dict:
+def spread(vals: list[float]) -> dict:
+    """Median, min, max and the values of one figure over seeds."""
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals}
 
 
@@ -20,11 +21,11 @@ def summarise(per_seed: Mapping[int, dict], protocols: Iterable[str], methods: I
     for p in protocols:
         for m in methods:
             for k in ks:
-                out["methods"][f"{p}/{m}/top{k}"] = _stats([per_seed[s][p][m][f"top{k}"] for s in seeds])
+                out["methods"][f"{p}/{m}/top{k}"] = spread([per_seed[s][p][m][f"top{k}"] for s in seeds])
         for other in others:
             for k in ks:
                 vals = [per_seed[s][p][of][f"top{k}"] - per_seed[s][p][other][f"top{k}"] for s in seeds]
-                out["differences"][f"{p}/{of}-{other}/top{k}"] = _stats(vals)
+                out["differences"][f"{p}/{of}-{other}/top{k}"] = spread(vals)
     return out
 
 
