@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.evaluation.figures import FIGURES, figures_table
-    from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table
+    from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table, missing
     from fashionsearchnet.evaluation.bundle import evaluate_bundle, is_bundle
 
     protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip()) if args.protocols else None
@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
         methods = list(dict.fromkeys(canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()))
     dataset = load_dataset(args.data)
+    for proto in protocols or ():  # before any feature is extracted: what the data cannot support, asked for
+        why = missing(dataset, proto)
+        if why is not None and proto != "item":
+            raise UsageError(f"--protocols {proto}: {why}; leave {proto} out or evaluate on a catalogue that has it")
     if is_bundle(args.run):  # a bundle folder: runtime features + exact search (no torch)
         result = evaluate_bundle(args.run, dataset, protocols, seed=args.seed, max_queries=args.max_queries,
                                  backend=backend_options.backend_choice(args), bars=lambda n, d: bar(n, d, "img"),

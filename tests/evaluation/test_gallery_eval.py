@@ -66,3 +66,66 @@ def test_bundle_eval_matches_the_pytorch_reference(run_and_bundle, tiny_synth, t
                     compared += 1
     assert compared >= 3 * 2 * 6, ref  # at least three protocols with queries, both methods, six Ks
     assert len(load_dataset(tiny_synth)) == 240
+
+
+def _drop(src, dst, columns=(), folders=()):
+    """A copy of the catalogue ``src`` without the given attributes.csv columns / folders (images symlinked)."""
+    import csv
+    import shutil
+
+    dst.mkdir()
+    for p in src.iterdir():
+        if p.name in folders or p.name in ("attributes.csv", "schema.json"):
+            continue
+        (dst / p.name).symlink_to(p) if p.is_dir() else shutil.copy(p, dst / p.name)
+    with open(src / "attributes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    keep = [c for c in rows[0] if c not in columns]
+    with open(dst / "attributes.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keep, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return dst
+
+
+@pytest.mark.parametrize("proto, drop, words", [
+    ("region_part", "regions", ("no region truth", "category, collar, sleeve, color, pattern")),
+    ("region_primary", "regions", ("no region truth",)),
+    ("region_specificity", "regions", ("no region truth",)),
+    ("localisation", "masks", ("no masks/ folder", "attributes.csv", "images/")),
+])
+def test_eval_asked_for_what_the_catalogue_lacks_is_a_one_line_error(run_and_bundle, tiny_synth, tmp_path, capsys,
+                                                                      proto, drop, words):
+    from fashionsearchnet.data.synth import REGION_COLUMNS
+
+    run, _ = run_and_bundle
+    data = _drop(tiny_synth, tmp_path / "data", columns=REGION_COLUMNS if drop == "regions" else (),
+                 folders=("masks",) if drop == "masks" else ())
+    assert main(["eval", str(run), str(data), "--json", str(tmp_path / "r.json"), "--protocols", proto]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("fsn eval: error: --protocols " + proto)
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
+def test_bundle_eval_reports_the_region_protocols_and_figures_like_the_reference(run_and_bundle, tiny_synth, tmp_path):
+    run, bundle = run_and_bundle
+    data = _resplit(tiny_synth, tmp_path / "data")
+    assert main(["eval", str(run), str(data), "--json", str(tmp_path / "ref.json"), "--max-queries", "20"]) == 0
+    assert main(["eval", str(bundle), str(data), "--json", str(tmp_path / "rt.json"), "--max-queries", "20",
+                 "--backend", "ort"]) == 0
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    got = json.loads((tmp_path / "rt.json").read_text())
+    # the defaults: every protocol and figure this catalogue (region truth, item ids, masks) supports
+    assert set(ref) == set(got) == {"query", "manipulation", "region", "item", "adde", "region_part",
+                                    "region_primary", "region_specificity", "localisation"}
+    assert got["region_part"]["fsn"]["n"] == ref["region_part"]["fsn"]["n"]
+    spec_r, spec_g = ref["region_specificity"]["fsn"], got["region_specificity"]["fsn"]
+    assert spec_r["n"] == spec_g["n"] > 0 and spec_r["prototypes"] == spec_g["prototypes"]
+    for key in ("collar:color", "sleeve:color"):
+        assert abs(spec_r[key] - spec_g[key]) <= 10.0, (key, spec_r, spec_g)
+    loc_r, loc_g = ref["localisation"]["fsn"], got["localisation"]["fsn"]
+    assert loc_r["n"] == loc_g["n"] == len(load_dataset(data).indices("gallery"))
+    for key in ("category", "collar", "sleeve", "color", "region:torso"):
+        assert abs(loc_r[key] - loc_g[key]) <= 0.05, (key, loc_r[key], loc_g[key])
