@@ -201,6 +201,17 @@ def own_item_only(dataset: Dataset, task: Task) -> np.ndarray:
     return ~_satisfiable(dataset, task.gallery_rows, task.targets, task.region_targets, task.region_columns, exclude)
 
 
+def region_subtask(dataset: Dataset, region_task: Task, protocol: str) -> Task:
+    """One of the ``region`` task's subsets (``region_part``, ``region_primary``, ``region_differ``,
+    ``region_match``) from that task (built once by :func:`evaluate` for all of them)."""
+    if protocol in ("region_part", "region_primary"):
+        return _region_subset(dataset, region_task, protocol)
+    task = region_task
+    keep = _two_tone(dataset, task) == (protocol == "region_differ")
+    return Task(protocol, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k],
+                task.targets[keep], task.region_targets[keep], task.region_columns, task.gallery_rows)
+
+
 def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int | None = None) -> Task:
     """The (query, request, target) list of one protocol, deterministic for a seed."""
     schema = dataset.schema
@@ -272,13 +283,8 @@ def build_task(dataset: Dataset, protocol: str, seed: int = 0, max_queries: int 
         task = Task(protocol, np.asarray(qs, np.int64), reqs, t, _empty_region_targets(len(qs), cols), cols,
                     gallery, item_targets=items)
         return task  # the variant itself is in the gallery, so every pair is satisfiable
-    elif protocol in ("region_part", "region_primary"):
-        return _region_subset(dataset, build_task(dataset, "region", seed=seed, max_queries=max_queries), protocol)
-    elif protocol in EXTRA_PROTOCOLS:
-        task = build_task(dataset, "region", seed=seed, max_queries=max_queries)
-        keep = _two_tone(dataset, task) == (protocol == "region_differ")
-        return Task(protocol, task.query_rows[keep], [r for r, k in zip(task.requests, keep) if k],
-                    task.targets[keep], task.region_targets[keep], cols, task.gallery_rows)
+    elif protocol in REGION_PROTOCOLS:
+        return region_subtask(dataset, build_task(dataset, "region", seed=seed, max_queries=max_queries), protocol)
     else:
         raise UsageError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS + EXTRA_PROTOCOLS)}")
     keep = _satisfiable(dataset, task.gallery_rows, task.targets, task.region_targets, cols)
@@ -352,6 +358,7 @@ def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Seq
     explicit = protocols is not None
     protocols = tuple(protocols) if explicit else PROTOCOLS + FIGURES
     result: dict[str, dict[str, dict]] = {}
+    region_task: Task | None = None
     for proto in protocols:
         why = missing(dataset, proto)
         if why is not None:
@@ -367,7 +374,13 @@ def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Seq
                 continue
             result[proto] = figure(dataset, proto, features)
             continue
-        task = build_task(dataset, proto, seed=seed, max_queries=max_queries)
+        if proto in REGION_PROTOCOLS and proto != "region":  # subsets of the region task: build it once
+            if region_task is None:
+                region_task = build_task(dataset, "region", seed=seed, max_queries=max_queries)
+            task = region_subtask(dataset, region_task, proto)
+        else:
+            task = build_task(dataset, proto, seed=seed, max_queries=max_queries)
+            region_task = task if proto == "region" else region_task
         result[proto] = {}
         for name, searcher in searchers.items():
             k = min(max(ks), len(task.gallery_rows))

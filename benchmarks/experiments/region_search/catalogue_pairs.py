@@ -24,7 +24,7 @@ from benchmarks._report import command, machine, write_report
 
 from fashionsearchnet.data.dataset import Dataset, load_dataset, write_dataset
 from fashionsearchnet.data.synth.writer import catalogue_rows
-from fashionsearchnet.evaluation.protocol import Task, build_task, own_item_only
+from fashionsearchnet.evaluation.protocol import Task, build_task, own_item_only, region_subtask
 
 SIZES = {"4k": (4500, "0,0.8889,0.1111"), "20k": (22021, "0,0.9092,0.0908")}
 PROTOCOLS = ("region", "region_part", "region_primary")
@@ -45,8 +45,9 @@ def pair_counts(ds: Dataset) -> dict:
     """{protocol: {"n": pairs, "<region>": pairs, "own_item_only": share, "own_item_only:<region>": share,
     "share:<region>": share of the protocol's pairs}}."""
     out = {}
+    region = build_task(ds, "region")
     for proto in PROTOCOLS:
-        task = build_task(ds, proto)
+        task = region if proto == "region" else region_subtask(ds, region, proto)
         regions = np.array(region_of(task), dtype=object)
         own = own_item_only(ds, task) if len(task.query_rows) else np.zeros(0, bool)
         r: dict = {"n": int(len(task.query_rows))}
