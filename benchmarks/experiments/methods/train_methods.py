@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from benchmarks._report import command
@@ -40,14 +39,11 @@ def _localisation(run: Path, dataset, rows: np.ndarray, device: str) -> dict:
     from fashionsearchnet.training.checkpoint import load_run
     from fashionsearchnet.training.extract import extract
     from fashionsearchnet.evaluation.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS,
-                                                       mean_box_coverage, mean_box_iou)
+                                                         mask_path, mean_box_coverage, mean_box_iou, read_mask)
 
     model, meta = load_run(run / "fsn", device=device)
     feats = extract(model, dataset, rows, device=device)
-    masks = []
-    for i in rows:
-        p = Path(dataset.images[int(i)])
-        masks.append(cv2.imread(str(p.parent.parent / "masks" / (p.stem + ".png")), cv2.IMREAD_UNCHANGED))
+    masks = [read_mask(mask_path(dataset, int(i))) for i in rows]
     s = meta["schema"]
     h = w = meta["preset"].conv5_size()
     A = len(s.attributes)

@@ -70,10 +70,11 @@ def main(argv=None) -> int:
     res: dict = {"command": command(), "machine": machine(), "catalogues": {}}
     md = ["# Regional requests of the held-out synthetic catalogues (labels only)", "",
           f"Command: `{res['command']}`", "", f"Machine: {res['machine']}", "",
-          "Pairs per protocol and region; in brackets the share of the pairs answered only by the query's own "
-          "item_id (its colour variant; region_part never counts those, so its share is 0 by construction).", "",
-          "| catalogue | fsn synth command | region (torso / sleeve / collar) | region_part (sleeve / collar) | "
-          "region_primary |", "|---|---|---|---|---|"]
+          "Per catalogue, protocol and region: the (query, request) pairs kept, the region's share of the "
+          "protocol's pairs, and the share of them answered only by the query's own item_id (its colour variant; "
+          "region_part never keeps such a pair, so its share is 0 by construction).", ""]
+    table = ["| catalogue | protocol | region | pairs | share of the protocol's pairs | answered only by the own item |",
+             "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.profiles.split(","):
             for size in args.sizes.split(","):
@@ -85,11 +86,16 @@ def main(argv=None) -> int:
                 key = f"{profile}-{size}"
                 res["catalogues"][key] = {"synth": synth, "gallery": int(len(ds.indices("gallery"))),
                                           "queries": int(len(ds.indices("query"))), "pairs": c}
-                cell = lambda r, reg: f"{r.get(reg, 0)} ({r.get(f'own_item_only:{reg}', 0.0):.0f}%)"  # noqa: E731
-                rg, rp, pr = c["region"], c["region_part"], c["region_primary"]
-                md.append(f"| {key} (gallery {res['catalogues'][key]['gallery']}) | `{synth}` | {rg['n']}: "
-                          f"{cell(rg, 'torso')} / {cell(rg, 'sleeve')} / {cell(rg, 'collar')} | {rp['n']}: "
-                          f"{rp.get('sleeve', 0)} / {rp.get('collar', 0)} | {pr['n']} ({pr['own_item_only']:.0f}%) |")
+                for proto, r in c.items():
+                    for reg in ("torso", "sleeve", "collar"):
+                        if reg in r:
+                            table.append(f"| {key} | {proto} | {reg} | {r[reg]} | {r[f'share:{reg}']:.1f}% | "
+                                         f"{r[f'own_item_only:{reg}']:.1f}% |")
+                    table.append(f"| {key} | {proto} | all | {r['n']} | 100% | {r['own_item_only']:.1f}% |")
+    md += ["Catalogues (seed " + str(args.seed) + "):", ""]
+    md += [f"- `{k}`: `{v['synth']}` (gallery {v['gallery']}, queries {v['queries']})"
+           for k, v in res["catalogues"].items()]
+    md += [""] + table
     write_report(args.out, res, md)
     return 0
 
