@@ -454,8 +454,8 @@ def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 1
     lines = [head, "|" + "---|" * (len(ks) + 3)]
     for proto, methods in result.items():
         for m, r in methods.items():
-            if not any(key.startswith(metric) and key[len(metric):].isdigit() for key in r):  # a figure (region_specificity, localisation)
-                continue
+            if not any(key.startswith(metric) and key[len(metric):].isdigit() for key in r):
+                continue  # a figure (region_specificity, localisation): see evaluation/figures.figures_table
             vals = " | ".join(f"{r.get(f'{metric}{k}', float('nan')):.1f}" for k in ks)
             lines.append(f"| {proto} | {m} | {vals} | {r.get('n', 0)} |")
     return "\n".join(lines)

@@ -73,7 +73,8 @@ def main(argv=None) -> int:
           "Per catalogue, protocol and region: the (query, request) pairs kept, the region's share of the "
           "protocol's pairs, and the share of them answered only by the query's own item_id (its colour variant; "
           "region_part never keeps such a pair, so its share is 0 by construction).", ""]
-    table = ["| catalogue | protocol | region | pairs | share of the protocol's pairs | answered only by the own item |",
+    table = ["| catalogue | protocol | region | pairs | share of the protocol's pairs "
+             "| answered only by the own item |",
              "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.profiles.split(","):

@@ -165,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         met = "reported" if t["met"] is None else ("yes" if t["met"] else "**missed**")
         md.append(f"| {name} | {fmt(t['median'])} ({fmt(t['min'])} to {fmt(t['max'])}) | {t['target']} | {met} |")
     md += ["", "## Top-K, median over seeds (min to max); with two seeds the median is the mean", "",
-           "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |", "|---|---|" + "---|" * (len(KS) + 1)]
+           "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |",
+           "|---|---|" + "---|" * (len(KS) + 1)]
     for p in protocols:
         for m in methods:
             n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
-            md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS) + f" | {n} |")
+            md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS)
+                      + f" | {n} |")
     if summ["differences"]:
         md += ["", "Same-seed differences, median (min to max):", "",
                "| protocol | difference | " + " | ".join(f"top{k}" for k in KS) + " |", "|---|---|" + "---|" * len(KS)]
