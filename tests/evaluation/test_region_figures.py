@@ -85,3 +85,17 @@ def test_localisation_iou_of_planted_boxes_against_planted_masks(tmp_path):
     # shape box (cell 0,0 for both): image 0 garment x 2-5, y 0-7 (32 px), box x 0-1 y 0-1: IoU 0; image 1: 0.25
     assert out == {"color": pytest.approx(0.625), "shape": pytest.approx(0.125), "region:torso": pytest.approx(0.875),
                    "n": 2}  # no sleeve pixels anywhere: region:sleeve left out
+
+
+def test_figures_table_lists_each_figure_and_method_and_markdown_table_leaves_them_out():
+    from fashionsearchnet.evaluation.figures import figures_table
+    from fashionsearchnet.evaluation.protocol import markdown_table
+
+    res = {"region": {"fsn": {"top1": 50.0, "n": 2}},
+           "region_specificity": {"fsn": {"sleeve:color": 66.667, "n": 3, "prototypes": "image"}},
+           "localisation": {"fsn": {"color": 0.625, "n": 2}}}
+    assert figures_table(res).splitlines()[2:] == [
+        "| region_specificity | fsn | sleeve:color 66.7, n 3, prototypes image |",
+        "| localisation | fsn | color 0.625, n 2 |"]
+    assert "region_specificity" not in markdown_table(res) and "| region | fsn | 50.0 |" in markdown_table(res)
+    assert figures_table({"region": {}}) == ""
