@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from fashionsearchnet.app import backend_options
+from fashionsearchnet.app.batch_policy import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-side", type=int, default=8192, help="largest image width/height in pixels (default 8192)")
     p.add_argument("--concurrency", type=int, default=2,
                    help="model/search calls running at once; others wait off the event loop (default 2)")
+    p.add_argument("--max-batch", default=str(DEFAULT_MAX_BATCH), metavar="N",
+                   help=f"most uploads run through the model together (default {DEFAULT_MAX_BATCH}; 1 = no batching)")
+    p.add_argument("--max-wait-ms", default=str(DEFAULT_MAX_WAIT_MS), metavar="MS",
+                   help="longest an upload waits for others to join its batch, only while more are arriving "
+                        f"(default {DEFAULT_MAX_WAIT_MS:g}; a lone upload does not wait)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept requests whose Host header names NAME (repeatable; '*' accepts any). Default: "
                         "the bound address, localhost, 127.0.0.1 and ::1 (and this machine's names when bound to all "
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.app.server import Limits, create_app
+    from fashionsearchnet.app.batch_policy import parse_policy
     from fashionsearchnet.errors import GalleryError, UsageError
     from fashionsearchnet.runtime.backends.ort import check_threads
 
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--concurrency must be >= 1, --max-upload-mb > 0 and at most 4096 (finite), and --max-side "
                          f">= 32 (got {args.concurrency}, {args.max_upload_mb}, {args.max_side})")
     check_threads(args.threads)  # before the model loads in the background
+    batching = parse_policy(args.max_batch, args.max_wait_ms)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_side=args.max_side,
                     concurrency=args.concurrency, allowed_hosts=allowed_hosts(args.host, args.allow_host))
     backend = GalleryService(gallery, bundle=args.bundle, backend=backend_options.backend_choice(args),
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(backend, limits, on_load_failed=stop)
+    app = create_app(backend, limits, on_load_failed=stop, batching=batching)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=args.log_requests,
                             timeout_keep_alive=5, limit_concurrency=256, h11_max_incomplete_event_size=64 * 1024)
     server = uvicorn.Server(config)

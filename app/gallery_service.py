@@ -2,8 +2,11 @@
 published gallery (gallery/gallery.py ``Gallery.search``) and its bundle (runtime/extractor.py
 ``FeatureExtractor``). No torch.
 
-One extractor is shared by every request: model runs are serialised by a lock (ONNX Runtime already uses
-every core for one image); searches run concurrently under the gallery's own read lock. The gallery follows
+One extractor is shared by every request: model runs are serialised by a lock. The HTTP service batches
+uploads (app/server/batcher.py): each request prepares its image (:meth:`GalleryService.prepare`), one worker
+runs the model on a batch of them (:meth:`GalleryService.extract_batch`), and each request then searches in
+its own thread (:meth:`GalleryService.search_extracted`); searches run concurrently under the gallery's own
+read lock. The gallery follows
 its folder (gallery/live.py): a generation published by ``fsn update`` is loaded in the background and
 swapped in; each request works on the generation it started with.
 """
@@ -17,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fashionsearchnet.app.service_api import Answer, Box, QueryInfo
+from fashionsearchnet.app.service_api import Answer, Box, Extracted, Prepared, QueryInfo
 from fashionsearchnet.errors import CatalogueFileError, GalleryError, ImageError
 from fashionsearchnet.search.request import Request
 
@@ -158,17 +161,36 @@ class GalleryService:
                 self._cache.popitem(last=False)
         return info
 
-    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """A decoded RGB upload -> its preprocessed model input (no model run; any thread)."""
+        x, size = self.fx.prepare(image)
+        return Prepared(x, int(size[0]), int(size[1]))
+
+    def extract_batch(self, prepared: Sequence[Prepared]) -> list[Extracted]:
+        """One model run for several prepared uploads -> one :class:`Extracted` per upload, in order."""
+        x = np.stack([p.x for p in prepared])
+        size = np.array([[p.width, p.height] for p in prepared], np.float32)
+        with self._model_lock:
+            f = self.fx.extract_prepared(x, size)
+        return [Extracted(f.take(i), p.width, p.height) for i, p in enumerate(prepared)]
+
+    def search_extracted(self, query: Extracted, request: Request, filters: Sequence[str], k: int) -> Answer:
+        """The search for an extracted upload (no model run: ANN search and scoring only)."""
         g = self.gallery
-        if isinstance(query, str):
-            row = g.row_of(query)
-            item_id = g.records[row]["id"]
-            info = self._item_info(item_id, g)
-            res = g.search(item_id, request, k=k, filters=list(filters))
-        else:
-            f = self._extract(query)
-            info = query_info(f, g.schema, query.shape[1], query.shape[0])
-            res = g.search(f.to_table(), request, k=k, filters=list(filters))
+        info = query_info(query.features, g.schema, query.width, query.height)
+        return self._answer(info, g.search(query.features.to_table(), request, k=k, filters=list(filters)))
+
+    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
+        if not isinstance(query, str):
+            return self.search_extracted(self.extract_batch([self.prepare(query)])[0], request, filters, k)
+        g = self.gallery
+        row = g.row_of(query)
+        item_id = g.records[row]["id"]
+        info = self._item_info(item_id, g)
+        return self._answer(info, g.search(item_id, request, k=k, filters=list(filters)))
+
+    @staticmethod
+    def _answer(info: QueryInfo, res: Any) -> Answer:
         results = []
         for r in res.results:
             d = r.to_dict()

@@ -56,6 +56,24 @@ class Answer:
     candidates: int
 
 
+@dataclass
+class Prepared:
+    """An upload ready for the model: its preprocessed input and the photo's size in pixels."""
+
+    x: Any  # (3, S, S) float32 for the gallery service; opaque to the HTTP layer
+    width: int
+    height: int
+
+
+@dataclass
+class Extracted:
+    """The model's output for one upload (``features``: a one-image extractor ``Features``)."""
+
+    features: Any
+    width: int
+    height: int
+
+
 class SearchService(Protocol):
     """A loaded model + gallery the service shares between concurrent requests (implementations lock)."""
 
@@ -75,7 +93,17 @@ class SearchService(Protocol):
         """The image file of a gallery item (GalleryError if unknown)."""
 
     def search(self, query: bytes | str, request: Request, filters: Sequence[str], k: int) -> Answer:
-        """Search by encoded image bytes or a gallery item id with a parsed request (``Request.parse``)."""
+        """Search by a decoded RGB image or a gallery item id with a parsed request (``Request.parse``)."""
+
+    # the three steps of an upload search, for the service's micro-batcher (app/server/batcher.py)
+    def prepare(self, image: Any) -> Prepared:
+        """Decoded RGB -> model input (any thread, no model run)."""
+
+    def extract_batch(self, prepared: Sequence[Prepared]) -> list[Extracted]:
+        """One model run for a batch of uploads, one result per upload in order (the model worker only)."""
+
+    def search_extracted(self, query: Extracted, request: Request, filters: Sequence[str], k: int) -> Answer:
+        """ANN search and scoring for one extracted upload (the request's thread, not the model worker)."""
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------------
@@ -100,5 +128,5 @@ def check_k(k: Any, k_max: int) -> int:
     return kk
 
 
-__all__ = ["Answer", "Box", "QueryInfo", "SearchService", "check_k",
+__all__ = ["Answer", "Box", "Extracted", "Prepared", "QueryInfo", "SearchService", "check_k",
            "schema_description", "SchemaError"]

@@ -58,6 +58,23 @@ class Features:
         """The features a search reads (attribute and region representations, class probabilities)."""
         return FeatureTable(self.attr_reps, self.region_reps, self.probs)
 
+    def take(self, i: int) -> "Features":
+        """The features of image ``i`` alone (a batch of one; the arrays are views)."""
+        sl = slice(i, i + 1)
+        return Features(self.attr_reps[sl], self.region_reps[sl], self.probs[sl], self.predicted[sl],
+                        self.attr_boxes[sl], self.region_boxes[sl], self.box_scale[sl], self.aams[sl],
+                        self.region_maps[sl], self.global_reps[sl], dict(self.timings_ms))
+
+    @classmethod
+    def concat(cls, parts: Sequence["Features"]) -> "Features":
+        """The features of several batches, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts], 0)  # noqa: E731
+        return cls(cat("attr_reps"), cat("region_reps"), cat("probs"), [d for p in parts for d in p.predicted],
+                   cat("attr_boxes"), cat("region_boxes"), cat("box_scale"), cat("aams"), cat("region_maps"),
+                   cat("global_reps"), dict(parts[-1].timings_ms))
+
 
 class FeatureExtractor:
     """``with FeatureExtractor(bundle_path, backend="auto") as fx: feats = fx.extract(images)``."""
@@ -109,7 +126,7 @@ class FeatureExtractor:
         return {**bb, **hd, "boxes": boxes, "global_reps": g}
 
     def preprocess(self, images: Sequence[ImageInput], offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs -> (B,3,S,S) float32 and box_scale (B,2)."""
+        """Inputs -> (B,3,S,S) float32 and image sizes (B,2) = (width, height)."""
         x = np.empty((len(images), 3, self.pre.size, self.pre.size), np.float32)
         scale = np.empty((len(images), 2), np.float32)
         for i, item in enumerate(images):
@@ -117,6 +134,27 @@ class FeatureExtractor:
             x[i] = self.pre(rgb)
             scale[i] = (rgb.shape[1], rgb.shape[0])
         return x, scale
+
+    def prepare(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray]:
+        """One input -> its preprocessed (3,S,S) float32 and (width, height): what :meth:`extract_prepared`
+        batches (the service prepares each upload in its own request thread)."""
+        x, size = self.preprocess([image])
+        return x[0], size[0]
+
+    def extract_prepared(self, x: np.ndarray, size: np.ndarray, t: dict[str, float] | None = None) -> Features:
+        """Features of one batch from preprocessed (B,3,S,S) float32 and image sizes (B,2) = (width, height):
+        one model run. Stage times (ms) are added to ``t``."""
+        t = {} if t is None else t
+        out = self.run_batch(np.ascontiguousarray(x, np.float32), t)
+        h, w = out["aams"].shape[-2:]
+        A = len(self.schema.attributes)
+        return Features(
+            attr_reps=out["attr_reps"], region_reps=out["region_reps"], probs=out["probs"],
+            predicted=self.schema.predicted_values(out["probs"]),
+            attr_boxes=out["boxes"][:, :A], region_boxes=out["boxes"][:, A:],
+            box_scale=np.asarray(size, np.float32) / np.array([w, h], np.float32),
+            aams=out["aams"], region_maps=out["region_maps"], global_reps=out["global_reps"],
+        )
 
     def extract(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32,
                 progress=None) -> Features:
@@ -130,27 +168,16 @@ class FeatureExtractor:
         if batch_size < 1:
             raise UsageError(f"batch_size={batch_size}: must be >= 1")
         t: dict[str, float] = {}
-        parts: dict[str, list[np.ndarray]] = {}
-        scales = []
+        parts = []
         for s in range(0, len(images), batch_size):
             chunk = images[s:s + batch_size]
             t0 = time.perf_counter()
-            x, scale = self.preprocess(chunk, s)
+            x, size = self.preprocess(chunk, s)
             t["preprocess"] = t.get("preprocess", 0.0) + (time.perf_counter() - t0) * 1e3
-            out = self.run_batch(x, t)
-            h, w = out["aams"].shape[-2:]
-            scales.append(scale / np.array([w, h], np.float32))
-            for k, v in out.items():
-                parts.setdefault(k, []).append(v)
+            parts.append(self.extract_prepared(x, size, t))
             if progress is not None:
                 progress(len(chunk))
-        cat = {k: np.concatenate(v, 0) for k, v in parts.items()}
-        A = len(self.schema.attributes)
         self.last_timings = {k: t.get(k, 0.0) for k in STAGES}
-        return Features(
-            attr_reps=cat["attr_reps"], region_reps=cat["region_reps"], probs=cat["probs"],
-            predicted=self.schema.predicted_values(cat["probs"]),
-            attr_boxes=cat["boxes"][:, :A], region_boxes=cat["boxes"][:, A:], box_scale=np.concatenate(scales, 0),
-            aams=cat["aams"], region_maps=cat["region_maps"], global_reps=cat["global_reps"],
-            timings_ms=dict(self.last_timings),
-        )
+        f = Features.concat(parts)
+        f.timings_ms = dict(self.last_timings)
+        return f

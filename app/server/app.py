@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 
 from fashionsearchnet.app.service_api import SearchService
 from fashionsearchnet.app.server import errors
+from fashionsearchnet.app.batch_policy import BatchPolicy
+from fashionsearchnet.app.server.batcher import MicroBatcher
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.middleware import BodyLimit, HostAllowList
 from fashionsearchnet.app.server.routes import STATIC_DIR, build_router
@@ -23,12 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(backend: SearchService, limits: Limits | None = None, load_in_background: bool = True,
-               on_load_failed: Callable[[str], None] | None = None) -> FastAPI:
+               on_load_failed: Callable[[str], None] | None = None, batching: BatchPolicy | None = None) -> FastAPI:
     """The FastAPI app around ``backend``; ``backend.load()`` runs in a thread at start-up (/health 503 until done).
 
-    ``on_load_failed(message)`` is called when loading raises (``fsn serve`` stops the server and exits 2)."""
+    ``on_load_failed(message)`` is called when loading raises (``fsn serve`` stops the server and exits 2).
+    ``batching``: how uploads are grouped for the model (``--max-batch``, ``--max-wait-ms``; batcher.py)."""
     limits = limits or Limits()
     state = ServiceState()
+    state.batcher = MicroBatcher(backend.extract_batch, batching or BatchPolicy())
 
     def _load() -> None:
         t0 = time.perf_counter()
@@ -46,12 +50,14 @@ def create_app(backend: SearchService, limits: Limits | None = None, load_in_bac
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.batcher = MicroBatcher(backend.extract_batch, state.batcher.policy)  # fresh for each start
         state.limiter = anyio.CapacityLimiter(limits.concurrency)
         if load_in_background:
             threading.Thread(target=_load, name="fsn-load", daemon=True).start()
         else:
             await anyio.to_thread.run_sync(_load)
         yield
+        state.batcher.close()
 
     # /docs and /redoc are off: FastAPI serves them with scripts from a CDN, and kiosks are offline.
     app = FastAPI(title="FashionSearchNet Edge kiosk service", version="1", lifespan=lifespan, docs_url=None,

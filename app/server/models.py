@@ -126,6 +126,8 @@ class Health(BaseModel):
     backend: Optional[str] = None
     bundle: Optional[str] = None
     loaded_s: Optional[float] = None
+    batching: Optional[dict[str, Any]] = Field(None, description="upload micro-batching: max_batch, max_wait_ms and "
+                                                "counts so far (batches, items, largest_batch)")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from fashionsearchnet.app.service_api import Answer, SearchService, schema_description
+from fashionsearchnet.app.server.batcher import ShuttingDown
 from fashionsearchnet.app.server.errors import ClientError
 from fashionsearchnet.app.server.limits import Limits
 from fashionsearchnet.app.server.models import (
@@ -44,9 +45,24 @@ def build_router(backend: SearchService, state: ServiceState, limits: Limits) ->
             raise ClientError(503, msg, state=state.status)
 
     async def run(fn, *args):
-        """Model and search work in the thread pool bounded by ``limits.concurrency`` (the event loop stays free).
-        A micro-batcher (issue 22) replaces this for the model call."""
+        """Decoding and search work in the thread pool bounded by ``limits.concurrency`` (the event loop stays
+        free). The model runs for uploads go through the micro-batcher (``search_upload``)."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=state.limiter)
+
+    def prepare_upload(data: bytes):
+        return backend.prepare(decode_upload(data, limits))
+
+    async def search_upload(data: bytes, parsed: SearchRequest, filters: list[str], k: int) -> Answer:
+        """Decode + prepare in a pool thread, the model in a batch with other uploads (batcher.py), then the
+        search back in a pool thread: the model worker never waits on a search."""
+        batcher = state.batcher
+        with batcher.announced() as coming:
+            prepared = await run(prepare_upload, data)
+            try:
+                extracted = await batcher.submit(prepared, coming)
+            except ShuttingDown as e:
+                raise ClientError(503, str(e)) from None
+        return await run(backend.search_extracted, extracted, parsed, filters, k)
 
     @router.get("/health", summary="200 once the model is loaded and warmed up, 503 before",
                 response_model=Health, responses=error_responses(503))
@@ -54,6 +70,8 @@ def build_router(backend: SearchService, state: ServiceState, limits: Limits) ->
         body: dict[str, Any] = {"status": state.status}
         if state.status == "ready":
             body.update(backend.describe())
+            if state.batcher is not None:
+                body["batching"] = state.batcher.stats()
             body["loaded_s"] = round(state.loaded_s or 0.0, 2)
             return body
         if state.error:
@@ -93,8 +111,10 @@ def build_router(backend: SearchService, state: ServiceState, limits: Limits) ->
             parsed = SearchRequest.parse(q.sets, backend.schema, source="sets")  # parsed once, here
         except RequestError as e:
             raise ClientError(422, str(e), valid=e.valid) from None
-        query = await run(decode_upload, q.query, limits) if isinstance(q.query, bytes) else q.query
-        answer = await run(backend.search, query, parsed, q.filters, q.k)
+        if isinstance(q.query, bytes):
+            answer = await search_upload(q.query, parsed, q.filters, q.k)
+        else:
+            answer = await run(backend.search, q.query, parsed, q.filters, q.k)
         return answer_json(answer, q.sets, q.filters, time.perf_counter() - t0)
 
     @router.get("/", include_in_schema=False)

@@ -1,6 +1,8 @@
 """The service's loading state, shared by the loader thread and the routes."""
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 
 
@@ -10,3 +12,4 @@ class ServiceState:
         self.error: str | None = None
         self.loaded_s: float | None = None
         self.limiter: anyio.CapacityLimiter | None = None
+        self.batcher: Any = None  # batcher.MicroBatcher of upload model runs (set by create_app)

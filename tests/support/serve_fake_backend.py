@@ -1,5 +1,7 @@
 """A planted-truth SearchService for the HTTP tests: items with known attributes, distance = number of
-attributes that differ from the (manipulated) query, ties by row. Counts concurrent calls."""
+attributes that differ from the (manipulated) query, ties by row. Counts concurrent calls; records the size
+of every model batch (``batch_sizes``). An upload's "features" are its mean colour; ``model_delay_s`` makes
+each model run take that long."""
 from __future__ import annotations
 
 import threading
@@ -10,7 +12,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from fashionsearchnet.app.service_api import Answer, Box, QueryInfo
+from fashionsearchnet.app.service_api import Answer, Box, Extracted, Prepared, QueryInfo
 from fashionsearchnet.search.request import Request
 from fashionsearchnet.data.synth import synthetic_schema
 from fashionsearchnet.errors import GalleryError
@@ -19,10 +21,14 @@ PALETTE = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 180, 60), 
 
 
 class FakeBackend:
-    def __init__(self, root: Path, n: int = 24, gate: threading.Event | None = None, delay_s: float = 0.0):
+    def __init__(self, root: Path, n: int = 24, gate: threading.Event | None = None, delay_s: float = 0.0,
+                 model_delay_s: float = 0.0):
         self.schema = synthetic_schema()
         self.root = Path(root)
-        self.gate, self.delay_s = gate, delay_s
+        self.gate, self.delay_s, self.model_delay_s = gate, delay_s, model_delay_s
+        self.batch_sizes: list[int] = []
+        self.model_threads: set[str] = set()
+        self.search_threads: set[str] = set()
         self.loaded = False
         self.active = 0
         self.max_active = 0
@@ -75,7 +81,23 @@ class FakeBackend:
                 return self.root / it["id"]
         raise GalleryError(f"{self.root}: no item {item_id!r} in the gallery")
 
-    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
+    def prepare(self, image: np.ndarray) -> Prepared:
+        return Prepared(image, int(image.shape[1]), int(image.shape[0]))
+
+    def extract_batch(self, prepared: Sequence[Prepared]) -> list[Extracted]:
+        self.batch_sizes.append(len(prepared))
+        self.model_threads.add(threading.current_thread().name)
+        if self.model_delay_s:
+            time.sleep(self.model_delay_s)
+        return [Extracted(p.x.reshape(-1, 3).mean(0), p.width, p.height) for p in prepared]
+
+    def search_extracted(self, query: Extracted, request: Request, filters: Sequence[str], k: int) -> Answer:
+        self.search_threads.add(threading.current_thread().name)
+        return self.search(query, request, filters, k)
+
+    def search(self, query: np.ndarray | str | Extracted, request: Request, filters: Sequence[str], k: int) -> Answer:
+        if isinstance(query, np.ndarray):
+            query = self.extract_batch([self.prepare(query)])[0]
         with self._count_lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -90,8 +112,8 @@ class FakeBackend:
                 qid = query
             else:
                 row, qid = None, None
-                h, w = query.shape[:2]
-                mean = query.reshape(-1, 3).mean(0)
+                h, w = query.height, query.width
+                mean = query.features
                 color = min(PALETTE, key=lambda c: float(((np.array(PALETTE[c]) - mean) ** 2).sum()))
                 attrs = {a.name: a.values[0] for a in self.schema.attributes}
                 attrs["color"] = color
