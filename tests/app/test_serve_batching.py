@@ -213,3 +213,43 @@ def test_max_batch_1_runs_every_upload_alone(tmp_path):
         for t in threads:
             t.join(30)
     assert backend.batch_sizes == [1] * 6
+
+
+def test_real_model_concurrent_uploads_equal_one_at_a_time(kiosk_demo):
+    """On a trained gallery and its bundle: distinct photos sent at once (batched) get the same predictions,
+    boxes and results as each photo searched alone (batch of one)."""
+    from fashionsearchnet.app.gallery_service import GalleryService
+    from fashionsearchnet.search.request import Request
+
+    demo = kiosk_demo[0]
+    backend = GalleryService(demo.gallery, backend="ort")
+    app = create_app(backend, Limits(concurrency=4), load_in_background=False,
+                     batching=BatchPolicy(max_batch=8, max_wait_ms=50))
+    images = sorted((demo.out / "data" / "images").glob("*.jpg"))[:10]
+    photos = [cv2.resize(cv2.imread(str(p)), (160 + 8 * i, 120 + 4 * i)) for i, p in enumerate(images)]
+    jpegs = [cv2.imencode(".png", p)[1].tobytes() for p in photos]
+    got: dict[int, dict] = {}
+    with TestClient(app) as c:
+        def one(i: int) -> None:
+            r = c.post("/search", files={"image": ("q.png", jpegs[i], "image/png")}, data={"k": "6", "sets": "color=red"})
+            assert r.status_code == 200, r.text
+            got[i] = r.json()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jpegs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert c.get("/health").json()["batching"]["largest_batch"] > 1
+        req = Request.parse(["color=red"], backend.schema)
+        for i, photo in enumerate(photos):
+            alone = backend.search(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), req, [], 6)
+            q = got[i]["query"]
+            assert (q["width"], q["height"]) == (photo.shape[1], photo.shape[0])
+            assert {a: v["value"] for a, v in q["predicted"].items()} == \
+                {a: v["value"] for a, v in alone.query.predicted.items()}
+            assert np.allclose([b["box"] for b in q["boxes"]], [b.to_dict()["box"] for b in alone.query.boxes], atol=0.11)
+            assert [r["id"] for r in got[i]["results"]] == [r["id"] for r in alone.results]
+            assert np.allclose([r["distance"] for r in got[i]["results"]], [r["distance"] for r in alone.results],
+                               rtol=1e-4, atol=1e-5)
+    backend.close()
