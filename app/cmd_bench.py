@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", default=",".join(ALL),
                    help=f"comma-separated subset of {', '.join(ALL)}; unavailable ones are skipped with the reason")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for ONNX Runtime and torch (default: runtime default 1 / torch's own; 0 = ORT's all cores)")
+                   help="intra-op threads for every backend alike, torch included (default: the runtime's default, "
+                        "1; 0 = one per core); recorded as \"threads\" in each backend's JSON")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint for the torch rows (default: the one recorded in the bundle manifest)")
     p.add_argument("--image-size", type=int, default=256, help="side of the synthetic input images (resized inside)")
@@ -101,6 +102,7 @@ def markdown(results: dict, skipped: dict, meta: dict) -> str:
              f"Command: `{meta['command']}`", "",
              f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} logical cores, {meta['machine']['platform']}; "
              f"onnxruntime {meta['onnxruntime']}; preset {meta['preset']}, {meta['precision']}, input {meta['input_size']} px; "
+             f"{meta['threads']} intra-op thread(s) for every backend; "
              f"{meta['runs']} timed batch-1 runs after {meta['warmup']} warm-up; synthetic {meta['image_size']} px RGB arrays "
              "(decode excluded, resize included).", "",
              "| backend | batch-1 p50 ms | p99 ms | preprocess | backbone | roi | heads | global | throughput img/s | peak RSS MB |",
@@ -120,6 +122,20 @@ def markdown(results: dict, skipped: dict, meta: dict) -> str:
     lines += ["", "Stage columns are p50 ms per batch-1 call. Peak RSS is the process peak so far (backends run in "
               "table order in one process)."]
     return "\n".join(lines) + "\n"
+
+
+def equal_threads(threads: int | None) -> int:
+    """The intra-op thread count every backend runs with: ``--threads`` as given, the runtime's default (1) when
+    not given, and 0 (\"all cores\") resolved to this process's core count so torch gets the same number."""
+    import os
+
+    from fashionsearchnet.runtime.backends.ort import DEFAULT_THREADS
+
+    if threads is None:
+        return DEFAULT_THREADS
+    if threads == 0:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(threads)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         batches = ()
     if not batches or min(batches) < 1:
         raise UsageError(f"--batches {args.batches!r}: give comma-separated batch sizes >= 1, like 16,32,64")
+    args.threads = equal_threads(args.threads)  # one count for every row: like with like
     bundle = Bundle.open(args.bundle)
     images = synthetic_images(64, (args.image_size, args.image_size))
     results, skipped = {}, {}
@@ -163,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(fx, "close"):
             fx.close()
         r = results[kind]
+        r["threads"] = args.threads
         log.info("%s: batch-1 p50 %.2f ms, p99 %.2f ms, roi %.3f ms, throughput %.0f img/s", kind,
                  r["batch1_total_ms_p50"], r["batch1_total_ms_p99"], r["roi_ms_p50"], r["throughput_ips"])
     out = Path(args.json)
@@ -172,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             "machine": machine(), "onnxruntime": onnxruntime.__version__ + _openvino_version(),
             "preset": bundle.manifest.get("run", {}).get("preset", {}).get("name", "?"),
             "precision": bundle.precision, "input_size": bundle.preprocessing.size, "runs": args.runs,
-            "warmup": args.warmup, "image_size": args.image_size}
+            "warmup": args.warmup, "image_size": args.image_size, "threads": args.threads}
     out.with_suffix(".md").write_text(markdown(results, skipped, meta), encoding="utf-8")
     log.info("wrote %s and %s", out, out.with_suffix(".md"))
     return 0

@@ -80,4 +80,28 @@ def test_bench_measures_torch_eager_beside_onnx_runtime(tiny_export, tmp_path):
     res = json.loads(out.read_text())
     assert set(res) == {"ort-cpu", "torch-eager"}  # trt skipped (not installed), the JSON holds measured ones
     check_bench_result(res)
-    assert "| torch-eager |" in (tmp_path / "r.md").read_text()
+    md = (tmp_path / "r.md").read_text()
+    assert "| torch-eager |" in md
+    # like with like: by default every backend runs the runtime's default thread count, and the JSON says so
+    assert res["ort-cpu"]["threads"] == res["torch-eager"]["threads"] == 1 and "1 intra-op thread(s)" in md
+
+
+def test_bench_gives_torch_the_same_threads_as_onnx_runtime(tiny_export, tmp_path):
+    import json
+
+    import torch
+
+    from fashionsearchnet.app.cli import main
+
+    bundle, run = tiny_export()
+    out = tmp_path / "r.json"
+    before = torch.get_num_threads()
+    try:
+        rc = main(["bench", str(bundle), "--json", str(out), "--runs", "3", "--warmup", "1", "--batches", "2",
+                   "--backends", "ort-cpu,torch-eager", "--threads", "2", "--checkpoint",
+                   str(run / "fsn" / "checkpoint.pt")])
+        assert rc == 0 and torch.get_num_threads() == 2  # the torch row really ran with 2
+    finally:
+        torch.set_num_threads(before)
+    res = json.loads(out.read_text())
+    assert res["ort-cpu"]["threads"] == res["torch-eager"]["threads"] == 2
