@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import socket
 import statistics
@@ -47,6 +48,12 @@ def start(gallery: str, bundle: str | None, flags: list[str]) -> tuple[subproces
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def health(port: int) -> dict:
     return json.loads(Client("127.0.0.1", port).get("/health")[1])
 
@@ -72,6 +79,7 @@ def load(port: int, pid: int, body: bytes, ctype: str, clients: int, duration: f
     for t in threads:
         t.start()
     rss = [rss_mb(pid)]
+    cpu0 = cpu_s(pid)
     t_start = time.perf_counter()
     stop_at[0] = t_start + duration
     go.set()
@@ -79,19 +87,21 @@ def load(port: int, pid: int, body: bytes, ctype: str, clients: int, duration: f
         time.sleep(0.5)
         rss.append(rss_mb(pid))
     elapsed = time.perf_counter() - t_start
+    cpu = cpu_s(pid) - cpu0
     b1 = health(port).get("batching", {})
     all_lat = [x for ls in lat for x in ls]
     batches = b1.get("batches", 0) - b0.get("batches", 0)
     return {"requests": len(all_lat), "rps": len(all_lat) / elapsed, "p50_ms": pct(all_lat, 50),
             "p99_ms": pct(all_lat, 99), "errors": int(sum(errs)), "rss_start_mb": rss[0], "rss_max_mb": max(rss),
+            "server_cpu_ms_per_request": cpu * 1e3 / max(len(all_lat), 1),
             "mean_batch": (b1.get("items", 0) - b0.get("items", 0)) / batches if batches else None,
-            "load1": __import__("os").getloadavg()[0]}
+            "load1": os.getloadavg()[0]}
 
 
 def summary(runs: list[dict]) -> dict:
     """Median and range over repeats of each measure."""
     out = {}
-    for key in ("rps", "p50_ms", "p99_ms", "rss_max_mb", "mean_batch"):
+    for key in ("rps", "p50_ms", "p99_ms", "rss_max_mb", "mean_batch", "server_cpu_ms_per_request"):
         xs = [r[key] for r in runs if r[key] is not None]
         if xs:
             out[key] = {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
@@ -116,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         name, _, flags = spec.partition("=")
         configs[name] = shlex.split(flags)
     counts = [int(x) for x in args.clients.split(",")]
-    before = {"load_avg": __import__("os").getloadavg(), "busiest_processes": busiest()}
+    before = {"load_avg": os.getloadavg(), "busiest_processes": busiest()}
     servers = {name: start(args.gallery, args.bundle, flags) for name, flags in configs.items()}
     runs: dict[str, dict[int, list[dict]]] = {n: {c: [] for c in counts} for n in configs}
+    niceness: dict[str, int] = {}
     try:
         for name, (proc, port) in servers.items():
             wait_ready("127.0.0.1", port, proc)
@@ -140,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[name][n].append(r)
                     print(json.dumps({"config": name, "clients": n, **{k: (round(v, 2) if isinstance(v, float) else v)
                                                                        for k, v in r.items()}}), flush=True)
+        niceness = {name: os.getpriority(os.PRIO_PROCESS, proc.pid) for name, (proc, _) in servers.items()}
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -150,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                          "p50": table[name][n]["p50_ms"]["median"] / table[base][n]["p50_ms"]["median"],
                          "p99": table[name][n]["p99_ms"]["median"] / table[base][n]["p99_ms"]["median"]}
                      for n in counts} for name in configs}
-    after = {"load_avg": __import__("os").getloadavg(), "busiest_processes": busiest()}
+    after = {"load_avg": os.getloadavg(), "busiest_processes": busiest()}
     res = {"command": command(), "machine": machine(), "gallery": args.gallery, "jpeg_bytes": len(photo),
            "configs": {n: " ".join(f) or "(defaults)" for n, f in configs.items()}, "clients": counts,
-           "duration_s": args.duration, "repeats": args.repeats, "before": before, "after": after,
+           "duration_s": args.duration, "repeats": args.repeats, "before": before, "after": after, "server_nice_at_end": niceness,
            "runs": runs, "summary": table, "ratio_to_" + base: ratios}
     m = res["machine"]
     md = ["# fsn serve: 640x480 uploads with and without micro-batching (same run, interleaved)", "",
@@ -161,19 +173,20 @@ def main(argv: list[str] | None = None) -> int:
           f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}. Load "
           f"average at the start {', '.join(f'{x:.1f}' for x in before['load_avg'])}, at the end "
           f"{', '.join(f'{x:.1f}' for x in after['load_avg'])}; busiest processes at the start (pid, nice, %CPU, "
-          f"elapsed, command): {'; '.join(before['busiest_processes'])}.", "",
+          f"elapsed, command): {'; '.join(before['busiest_processes'])}; the servers' nice value at the end: "
+          f"{niceness}.", "",
           "Configurations: " + "; ".join(f"`{n}`: {res['configs'][n]}" for n in configs) + ". "
           f"{args.repeats} repeats x {args.duration:g} s per cell; the load generator (Python threads, keep-alive) "
           "runs on the same 2 cores. Median over repeats, [min-max] in brackets.", "",
-          "| clients | config | req/s | p50 ms | p99 ms | mean batch | errors | server RSS max MB | "
-          f"req/s vs `{base}` | p99 vs `{base}` |", "|---|---|---|---|---|---|---|---|---|---|"]
+          "| clients | config | req/s | p50 ms | p99 ms | server CPU ms / request | mean batch | errors | "
+          f"server RSS max MB | req/s vs `{base}` | p99 vs `{base}` |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda s, k, d=1: (f"{s[k]['median']:.{d}f} [{s[k]['min']:.{d}f}-{s[k]['max']:.{d}f}]"  # noqa: E731
                              if k in s else "-")
     for n in counts:
         for name in configs:
             s = table[name][n]
             md.append(f"| {n} | `{name}` | {fmt(s, 'rps')} | {fmt(s, 'p50_ms')} | {fmt(s, 'p99_ms')} | "
-                      f"{fmt(s, 'mean_batch', 2)} | {s['errors']} of {s['requests']} | {fmt(s, 'rss_max_mb', 0)} | "
+                      f"{fmt(s, 'server_cpu_ms_per_request')} | {fmt(s, 'mean_batch', 2)} | {s['errors']} of {s['requests']} | {fmt(s, 'rss_max_mb', 0)} | "
                       f"{ratios[name][n]['rps']:.2f}x | {ratios[name][n]['p99']:.2f}x |")
     md.append("")
     write_report(args.out, res, md)

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=30)
     ap.add_argument("--ef", type=int, default=128, help="query beam (the gallery default)")
+    ap.add_argument("--query-ef", default="", help="more query beams to measure recall and query time at, e.g. 192,256")
     ap.add_argument("--grid", default="16:100,16:60,16:40,12:100,12:60,12:40", help="M:ef_construction,...")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/perf/results/hnsw_build")
@@ -70,9 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             idx = ann.new_index(F.shape[1], args.items, cfg)
             ann.add(idx, F, np.arange(args.items))
             total += time.perf_counter() - t0
-            labels, _ = ann.query(idx, spaces[name][qrows], args.k, args.ef)
-            hits = sum(len(set(a) & set(b)) for a, b in zip(labels, truth[name]))
-            row[f"recall@{args.k} {name}"] = hits / (len(qrows) * args.k)
+            for ef in [args.ef] + [int(e) for e in args.query_ef.split(",") if e.strip()]:
+                t1 = time.perf_counter()
+                labels = np.concatenate([ann.query(idx, spaces[name][q:q + 1], args.k, ef)[0] for q in qrows])
+                ms = (time.perf_counter() - t1) * 1e3 / len(qrows)
+                hits = sum(len(set(a) & set(b)) for a, b in zip(labels, truth[name]))
+                key = "" if ef == args.ef else f" ef={ef}"
+                row[f"recall@{args.k} {name}{key}"] = hits / (len(qrows) * args.k)
+                row[f"query_ms {name}{key}"] = ms
             del idx
         row["build_s_2_indices"] = total
         row["items_per_s_6_indices"] = args.items / (total * 3)
