@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
     p.add_argument("--max-side", type=int, default=8192, help="largest image width/height in pixels (default 8192)")
     p.add_argument("--concurrency", type=int, default=2,
-                   help="model/search calls running at once; others wait off the event loop (default 2)")
+                   help="decode/search calls running at once (the model has its own worker); others wait off the "
+                        "event loop (default 2)")
     p.add_argument("--max-batch", default=str(DEFAULT_MAX_BATCH), metavar="N",
                    help=f"most uploads run through the model together (default {DEFAULT_MAX_BATCH}; 1 = no batching)")
     p.add_argument("--max-wait-ms", default=str(DEFAULT_MAX_WAIT_MS), metavar="MS",

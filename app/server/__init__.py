@@ -16,12 +16,13 @@
 
 Client mistakes never give a 500: too large a body -> 413, not an image -> 400, malformed JSON -> 400,
 unknown attribute/value/region -> 422 with the valid choices, unknown item -> 404, a Host header not
-allowed -> 400. Model work runs in a thread pool bounded by ``concurrency``; the event loop keeps serving
-other clients meanwhile.
+allowed -> 400. Decoding and search run in a thread pool bounded by ``concurrency``; uploads' model runs are
+grouped into batches by one model worker (``batcher``: ``--max-batch``, ``--max-wait-ms``); the event loop keeps
+serving other clients meanwhile.
 
 Modules: ``limits`` (what a client may send), ``errors`` (exceptions -> status + error body), ``middleware``
 (Host allow-list, body limit), ``models`` (Pydantic requests/responses), ``parsing`` (/search body, upload
-decoding), ``routes``, ``state`` and ``app`` (the factory).
+decoding), ``batcher`` (micro-batching of uploads for the model), ``routes``, ``state`` and ``app`` (the factory).
 """
 from fashionsearchnet.app.server.app import create_app
 from fashionsearchnet.app.server.errors import ClientError
