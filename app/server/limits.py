@@ -14,6 +14,6 @@ class Limits:
     k_max: int = 100
     k_default: int = 12
     page_max: int = 200
-    concurrency: int = 2  # model/search calls running at once (the rest wait, off the event loop)
+    concurrency: int = 2  # decode/search calls running at once (the rest wait, off the event loop; the model has its own worker)
     # Host header values accepted (DNS-rebinding guard); None accepts any (in-process test clients)
     allowed_hosts: tuple[str, ...] | None = None
