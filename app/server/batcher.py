@@ -144,12 +144,11 @@ class MicroBatcher(Generic[T, R]):
             self.items += len(batch)
             self.largest = max(self.largest, len(batch))
             for entry, result in zip(batch, self._run([e.item for e in batch])):
-                entry.loop.call_soon_threadsafe(_settle, entry.future, result)
+                _deliver(entry, result)
         with self._cond:
             left, self._queue = list(self._queue), deque()
         for entry in left:
-            entry.loop.call_soon_threadsafe(_settle, entry.future, ShuttingDown(
-                "the service is shutting down; retry on another kiosk or in a moment"))
+            _deliver(entry, ShuttingDown("the service is shutting down; retry on another kiosk or in a moment"))
 
     def _run(self, items: list[T]) -> list[Any]:
         try:
@@ -162,6 +161,14 @@ class MicroBatcher(Generic[T, R]):
                 return [e]
             log.warning("a batch of %d failed (%s); running its items one by one", len(items), e)
             return [r for it in items for r in self._run([it])]
+
+
+def _deliver(entry: _Entry, result: Any) -> None:
+    """Hand ``result`` to the request's event loop (nothing to do once that loop has closed: nobody waits)."""
+    try:
+        entry.loop.call_soon_threadsafe(_settle, entry.future, result)
+    except RuntimeError:  # the loop is closed
+        pass
 
 
 def _settle(fut: asyncio.Future, result: Any) -> None:
