@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fashionsearchnet.app.gallery_service import GalleryService
 
+    started = machine()  # load average at the start
+
     be = GalleryService(args.gallery, bundle=args.bundle, backend="ort", threads=args.threads)
     be.load()
     img = cv2.resize(cv2.imread(be.gallery.records[0]["path"]), (640, 480), interpolation=cv2.INTER_CUBIC)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {b: {"cpu_ms_per_image": {"median": med(cpu[b]), "min": min(cpu[b]), "max": max(cpu[b])},
                 "wall_ms_per_image": {"median": med(wall[b]), "min": min(wall[b]), "max": max(wall[b])},
                 "cpu_ratio_to_batch_1": med(cpu[b]) / med(cpu[sizes[0]])} for b in sizes}
-    res = {"command": command(), "machine": machine(), "threads": args.threads, "rounds": args.rounds, "n": args.n,
+    res = {"command": command(), "machine": started, "threads": args.threads, "rounds": args.rounds, "n": args.n,
            "load_avg_end": os.getloadavg(), "nice": os.getpriority(os.PRIO_PROCESS, 0), "batches": rows}
     m = res["machine"]
     md = [f"# Model step CPU per image vs batch size ({args.threads or 'all'} ORT threads)", "",
