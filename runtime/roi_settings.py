@@ -1,15 +1,16 @@
 """How the ROI step thresholds and resolves the maps: per-map thresholds and a CAM upsampling factor (issue 17).
 
-A :class:`RoiSettings` is ``thresholds`` ({attribute or region name: fraction of the map's max}, names left out
-use ``default``) and ``upsample`` (the maps are bilinearly upsampled ``upsample`` x before thresholding; boxes
+A :class:`RoiSettings` is ``attributes`` and ``regions`` thresholds ({name: fraction of the map's max}; an
+attribute and a region may share a name, e.g. ``collar``; names left out use ``default``) and ``upsample`` (the maps are bilinearly upsampled ``upsample`` x before thresholding; boxes
 come back in conv5 cell coordinates as floats, see :func:`fashionsearchnet.runtime.roi.all_boxes`).
 
 A :class:`RoiChoice` holds two of them: ``heads``, the boxes the heads graph pools (the representations), and
 ``display``, the boxes a shopper sees and localisation is measured on. They differ when tighter boxes localise
 better but the heads, trained on the paper's 0.2 boxes, retrieve worse with them (``fsn calibrate`` measures
 that on validation). Stored in a checkpoint as ``roi`` and in a bundle's ``manifest.json`` ``roi`` object:
-``thresholds`` and ``upsample`` (display) beside ``heads`` ({"thresholds", "upsample"}); a bundle or
-checkpoint without them uses ``aam_threshold`` (0.2) without upsampling for both, as before.
+``thresholds`` ({"attributes": {...}, "regions": {...}}) and ``upsample`` (display) beside ``heads``
+({"thresholds", "upsample"}); a bundle or checkpoint without them uses ``aam_threshold`` (0.2) without
+upsampling for both, as before.
 """
 from __future__ import annotations
 
@@ -25,11 +26,21 @@ DEFAULT_THRESHOLD = 0.2
 MAX_UPSAMPLE = 8
 
 
+def _check_thresholds(kind: str, d: Any) -> dict[str, float]:
+    if not isinstance(d, Mapping):
+        raise UsageError(f"roi thresholds.{kind}: expected an object of name -> number, got {d!r:.60}")
+    for name, t in d.items():
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0.0 <= float(t) < 1.0:
+            raise UsageError(f"roi thresholds.{kind}.{name} = {t!r}: must be a number in [0, 1)")
+    return {str(k): float(v) for k, v in d.items()}
+
+
 @dataclass(frozen=True)
 class RoiSettings:
-    """Per-map thresholds (by attribute / region name) and the upsampling factor of one set of boxes."""
+    """Per-map thresholds (attribute AAMs and region maps, by name) and the upsampling factor of one set of boxes."""
 
-    thresholds: Mapping[str, float] = field(default_factory=dict)
+    attributes: Mapping[str, float] = field(default_factory=dict)
+    regions: Mapping[str, float] = field(default_factory=dict)
     upsample: int = 1
     default: float = DEFAULT_THRESHOLD
 
@@ -37,36 +48,41 @@ class RoiSettings:
         if isinstance(self.upsample, bool) or not isinstance(self.upsample, (int, np.integer)) or \
                 not 1 <= int(self.upsample) <= MAX_UPSAMPLE:
             raise UsageError(f"roi upsample {self.upsample!r}: must be a whole number in 1..{MAX_UPSAMPLE}")
-        for name, t in {**self.thresholds, "default": self.default}.items():
-            if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0.0 <= float(t) < 1.0:
-                raise UsageError(f"roi threshold {name!r} = {t!r}: must be a number in [0, 1)")
+        object.__setattr__(self, "attributes", _check_thresholds("attributes", self.attributes))
+        object.__setattr__(self, "regions", _check_thresholds("regions", self.regions))
+        _check_thresholds("default", {"default": self.default})
 
     @property
     def is_default(self) -> bool:
         """The paper's ROI step: one threshold for every map, no upsampling (the fast path of ``all_boxes``)."""
-        return int(self.upsample) == 1 and all(float(t) == float(self.default) for t in self.thresholds.values())
+        return int(self.upsample) == 1 and all(
+            t == float(self.default) for t in [*self.attributes.values(), *self.regions.values()])
 
     def vector(self, schema: Schema) -> np.ndarray:
         """(A+R,) float32 thresholds in the order of the ``heads`` boxes: attributes, then regions."""
-        names = list(schema.names) + [r.name for r in schema.regions]
-        unknown = sorted(set(self.thresholds) - set(names))
-        if unknown:
-            raise UsageError(f"roi thresholds name {', '.join(map(repr, unknown))}, which the schema does not have; "
-                             f"valid: {', '.join(names)}")
-        return np.array([float(self.thresholds.get(n, self.default)) for n in names], np.float32)
+        regions = [r.name for r in schema.regions]
+        for kind, got, names in (("attributes", self.attributes, schema.names), ("regions", self.regions, regions)):
+            unknown = sorted(set(got) - set(names))
+            if unknown:
+                raise UsageError(f"roi thresholds.{kind} name {', '.join(map(repr, unknown))}, which the schema "
+                                 f"does not have; valid: {', '.join(names) or 'none'}")
+        return np.array([self.attributes.get(n, self.default) for n in schema.names]
+                        + [self.regions.get(n, self.default) for n in regions], np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"thresholds": {k: float(v) for k, v in self.thresholds.items()}, "upsample": int(self.upsample)}
+        return {"thresholds": {"attributes": dict(self.attributes), "regions": dict(self.regions)},
+                "upsample": int(self.upsample)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], default: float = DEFAULT_THRESHOLD, where: str = "roi") -> "RoiSettings":
         if not isinstance(d, Mapping):
             raise UsageError(f"{where}: expected an object with 'thresholds' and 'upsample', got {d!r:.60}")
-        thresholds = d.get("thresholds", {})
-        if not isinstance(thresholds, Mapping):
-            raise UsageError(f"{where}.thresholds: expected an object of name -> number, got {thresholds!r:.60}")
+        th = d.get("thresholds", {})
+        if not isinstance(th, Mapping) or set(th) - {"attributes", "regions"}:
+            raise UsageError(f"{where}.thresholds: expected an object with 'attributes' and 'regions' (name -> "
+                             f"number), got {th!r:.80}")
         try:
-            return cls(dict(thresholds), d.get("upsample", 1), default)
+            return cls(th.get("attributes", {}), th.get("regions", {}), d.get("upsample", 1), default)
         except UsageError as e:
             raise UsageError(f"{where}: {e}") from None
 

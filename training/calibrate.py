@@ -53,6 +53,7 @@ from fashionsearchnet.training.prototypes import compute_prototypes, compute_reg
 log = logging.getLogger(__name__)
 
 VALIDATION_ROWS, VALIDATION_SEED = 1000, 17
+MIN_ROWS = 8  # training rows below which there is nothing to validate on
 QUERY_SHARE = 0.25
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
 UPSAMPLES = (1, 2, 4)
@@ -205,10 +206,12 @@ def choose_roi(aams: np.ndarray, region_maps: np.ndarray, schema, masks: Sequenc
             best = (mean, k, chosen, ious)
     assert best is not None
     mean, k, chosen, ious = best
-    settings = RoiSettings({names[m]: round(float(chosen[m]), 4) for m in measured}, int(k))
+    label = [f"{n}" for n in schema.names] + [f"region:{r.name}" for r in schema.regions]  # report keys
+    settings = RoiSettings({names[m]: round(float(chosen[m]), 4) for m in measured if m < A},
+                           {names[m]: round(float(chosen[m]), 4) for m in measured if m >= A}, int(k))
     report = {"upsample": int(k), "thresholds": settings.to_dict()["thresholds"],
-              "iou": {names[m]: round(float(ious[m]), 4) for m in measured},
-              "iou_default": {names[m]: round(float(default_iou[m]), 4) for m in measured},
+              "iou": {label[m]: round(float(ious[m]), 4) for m in measured},
+              "iou_default": {label[m]: round(float(default_iou[m]), 4) for m in measured},
               "mean_iou": round(mean, 4),
               "mean_iou_default": round(float(np.nanmean(default_iou[measured])), 4) if measured else None}
     return settings, report
@@ -310,7 +313,9 @@ def region_tasks(vds: Dataset) -> tuple[Task | None, Task | None]:
 
 def run_task(vds: Dataset, task: Task, params: SearchParams, table: FeatureTable, method: str,
              exclude_item: bool = False, ks: Sequence[int] = (1, 5, 10, 30)) -> dict[str, float]:
-    """Top-K and precision@K (percent) of one method on a validation task."""
+    """Top-K and precision@K (percent) of one method on a validation task (NaN without pairs)."""
+    if not len(task.query_rows):
+        return {**{f"top{k}": float("nan") for k in ks}, **{f"prec{k}": float("nan") for k in ks}, "n": 0}
     k = min(max(ks), len(task.gallery_rows))
     extra = 6 if exclude_item else 0
     res = ExactSearcher(params, table, method).search(task.query_rows, task.requests, task.gallery_rows,
@@ -404,8 +409,8 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
     model = ck.build_model()
     lam, W = model.lam.detach().numpy(), model.W.detach().numpy()
     val = validation_rows(dataset, rows, seed)
-    if len(val) < 8:
-        raise UsageError(f"{dataset.root}: {len(val)} training rows; calibration needs at least 8")
+    if len(val) < MIN_ROWS:
+        raise UsageError(f"{dataset.root}: {len(val)} training rows; calibration needs at least {MIN_ROWS}")
     vds = validation_dataset(dataset, val, seed)
     report: dict[str, Any] = {"validation": {"rows": int(len(val)), "of_train_rows": int(len(dataset.indices("train"))),
                                              "seed": seed, "queries": int((vds.splits == "query").sum())},
