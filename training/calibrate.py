@@ -59,9 +59,9 @@ THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
 UPSAMPLES = (1, 2, 4)
 UPSAMPLE_MIN_GAIN = 0.005  # mean IoU a larger upsampling factor must add over the smaller one chosen so far
 HEADS_MIN_GAIN = 1.0  # validation manipulation Top-30 points the new boxes must add before the heads pool them
-TERM_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+TERM_WEIGHTS = (0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 UNTOUCHED_WEIGHTS = (0.0, 0.25, 0.5)
-PRIMARY_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+PRIMARY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 Progress = Callable[[str], None]
 
 
