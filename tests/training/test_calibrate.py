@@ -150,3 +150,29 @@ def test_runtime_equals_pytorch_with_calibrated_roi(tiny_synth, tmp_path, heads_
     assert np.array_equal(plain["attr_reps"], ref["attr_reps"]) != heads_tight
     g = TorchExtractor(run / "fsn").extract(paths, batch_size=4)["global_reps"]
     assert np.abs(f.global_reps - g).max() <= 1e-4 * max(1.0, float(np.abs(g).max()))
+
+
+def test_calibrate_refuses_a_checkpoint_without_aam_boxes(tiny_synth, tmp_path, capsys):
+    from fashionsearchnet.app.cli import main
+    from fashionsearchnet.data.dataset import load_dataset
+    from fashionsearchnet.training.checkpoint import Checkpoint
+    from fashionsearchnet.training.presets import PRESETS
+
+    Checkpoint.untrained(load_dataset(tiny_synth).schema, PRESETS["tiny"], "no_aam", 0, 0.3,
+                         data=str(tiny_synth)).save(tmp_path / "no_aam" / "checkpoint.pt")
+    assert main(["calibrate", str(tmp_path / "no_aam")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "method 'no_aam'" in err[0] and "RUN/fsn/checkpoint.pt" in err[0]
+
+
+def test_results_of_the_query_item_are_dropped_by_hand():
+    from fashionsearchnet.evaluation.protocol import Task
+    from fashionsearchnet.training.calibrate import _exclude_same_item
+
+    class DS:
+        item_ids = ["a", "a", "b", None, "c", "a"]
+
+    task = Task("part", np.array([0, 3]), [], np.zeros((2, 1)), np.zeros((2, 0)), (), np.arange(6))
+    res = np.array([[1, 2, 5, 4], [3, 0, 2, 1]])
+    got = _exclude_same_item(DS(), task, res, 3)
+    np.testing.assert_array_equal(got, [[2, 4, 4], [3, 0, 2]])  # row 0: item a dropped, padded; row 3: no item
