@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -130,43 +131,48 @@ def map_labels(schema) -> list[tuple[int, ...] | None]:
             + [SYNTH_REGION_LABELS.get(r.name) for r in schema.regions])
 
 
-def truth_table(masks: Sequence[np.ndarray], labels: Sequence[tuple[int, ...] | None]) -> list[list[np.ndarray]]:
-    """truths[k][i]: (T, 4) half-open pixel boxes of map k's region in image i (whole region, then its parts;
-    (0, 4) when absent)."""
+def truth_table(masks: Sequence[np.ndarray], labels: Sequence[tuple[int, ...] | None]) -> list[np.ndarray]:
+    """truths[k]: (N, T, 4) half-open pixel boxes of map k's region in each image (whole region, then its parts;
+    NaN rows pad, all NaN where the region is absent or the map has no mask label)."""
     out = []
     for lab in labels:
-        col = []
-        for m in masks:
-            boxes = truth_boxes(np.isin(m, lab)) if lab is not None else []
-            col.append(np.array(boxes, np.float64).reshape(-1, 4))
-        out.append(col)
+        col = [np.array(truth_boxes(np.isin(m, lab)) if lab is not None else [], np.float64).reshape(-1, 4)
+               for m in masks]
+        t = max([len(c) for c in col] + [1])
+        arr = np.full((len(masks), t, 4), np.nan)
+        for i, c in enumerate(col):
+            arr[i, :len(c)] = c
+        out.append(arr)
     return out
 
 
-def box_ious(boxes: np.ndarray, truths: Sequence[np.ndarray], map_hw: tuple[int, int],
-             image_hw: Sequence[tuple[int, int]]) -> np.ndarray:
-    """(N,) best IoU of each image's cell box with its truth boxes (NaN where the region is absent)."""
+def box_ious(boxes: np.ndarray, truths: np.ndarray, map_hw: tuple[int, int], image_hw: np.ndarray) -> np.ndarray:
+    """(N,) best IoU of each image's cell box (N, 4) with its truth boxes (N, T, 4) (NaN where the region is
+    absent); cells map to pixels as ``training.localisation.cell_box_to_pixels``; ``image_hw`` (N, 2)."""
+    h, w = map_hw
+    sx, sy = image_hw[:, 1] / w, image_hw[:, 0] / h
+    p = np.stack([boxes[:, 0] * sx, boxes[:, 1] * sy, (boxes[:, 2] + 1) * sx, (boxes[:, 3] + 1) * sy], 1)[:, None]
+    iw = np.clip(np.minimum(p[..., 2], truths[..., 2]) - np.maximum(p[..., 0], truths[..., 0]), 0, None)
+    ih = np.clip(np.minimum(p[..., 3], truths[..., 3]) - np.maximum(p[..., 1], truths[..., 1]), 0, None)
+    inter = iw * ih
+    union = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]) + \
+        (truths[..., 2] - truths[..., 0]) * (truths[..., 3] - truths[..., 1]) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, np.where(np.isnan(union), np.nan, 0.0))
     out = np.full(len(boxes), np.nan)
-    for i, (b, t) in enumerate(zip(boxes, truths)):
-        if not len(t):
-            continue
-        p = cell_box_to_pixels(b, map_hw, image_hw[i])
-        iw = np.clip(np.minimum(p[2], t[:, 2]) - np.maximum(p[0], t[:, 0]), 0, None)
-        ih = np.clip(np.minimum(p[3], t[:, 3]) - np.maximum(p[1], t[:, 1]), 0, None)
-        inter = iw * ih
-        union = (p[2] - p[0]) * (p[3] - p[1]) + (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1]) - inter
-        out[i] = float(np.max(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)))
+    present = ~np.isnan(iou).all(1)
+    out[present] = np.nanmax(iou[present], axis=1)
     return out
 
 
 def map_ious(aams: np.ndarray, region_maps: np.ndarray, schema, thresh: np.ndarray, upsample: int,
-             truths: list[list[np.ndarray]], image_hw: Sequence[tuple[int, int]]) -> np.ndarray:
+             truths: list[np.ndarray], image_hw: np.ndarray) -> np.ndarray:
     """(A+R,) mean IoU per map (NaN for maps without truth) of the boxes at ``thresh`` (A+R,) and ``upsample``."""
     boxes = roi.all_boxes(aams, region_maps, schema, thresh, upsample=upsample)
     hw = aams.shape[-2:]
     out = np.full(boxes.shape[1], np.nan)
     for k in range(boxes.shape[1]):
-        if any(len(t) for t in truths[k]):
+        if not np.isnan(truths[k]).all():
             out[k] = np.nanmean(box_ious(boxes[:, k], truths[k], hw, image_hw))
     return out
 
@@ -178,8 +184,8 @@ def choose_roi(aams: np.ndarray, region_maps: np.ndarray, schema, masks: Sequenc
     names = list(schema.names) + [r.name for r in schema.regions]
     A = len(schema.attributes)
     truths = truth_table(masks, map_labels(schema))
-    image_hw = [m.shape[:2] for m in masks]
-    measured = [k for k in range(len(names)) if any(len(t) for t in truths[k])]
+    image_hw = np.array([m.shape[:2] for m in masks], np.float64)
+    measured = [k for k in range(len(names)) if not np.isnan(truths[k]).all()]
     dependent = [A + i for i, r in enumerate(schema.regions) if r.subtract]
     default_iou = map_ious(aams, region_maps, schema, np.full(len(names), DEFAULT_THRESHOLD, np.float32), 1,
                            truths, image_hw)
@@ -417,8 +423,27 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
                               "data": str(dataset.root)}
     log.info("calibration: %d validation rows of %d training rows (seed %d)", len(val),
              len(dataset.indices("train")), seed)
-    # 1. the ROI step, on the validation rows' cached backbone outputs
-    bb = backbone_outputs(model, load_resized(dataset, val, pre), pre)
+    # one backbone pass over the training rows: the heads at the training boxes for every row; the validation
+    # rows' backbone outputs kept for the ROI choice
+    train = dataset.indices("train")
+    pos = np.searchsorted(train, val)  # validation row i is training row pos[i]
+    keep: dict[str, list[np.ndarray]] = {"conv5": [], "probs": [], "aams": [], "region_maps": []}
+    attr_reps, region_reps, probs = [], [], []
+    t0 = time.perf_counter()
+    for s in range(0, len(train), 1024):
+        part = train[s:s + 1024]
+        pb = backbone_outputs(model, load_resized(dataset, part, pre), pre)
+        a, r = heads_outputs(model, pb["conv5"], roi.settings_boxes(pb["aams"], pb["region_maps"], schema,
+                                                                    RoiSettings()))
+        attr_reps.append(a)
+        region_reps.append(r)
+        probs.append(pb["probs"])
+        mine = pos[(pos >= s) & (pos < s + len(part))] - s
+        for k in keep:
+            keep[k].append(pb[k][mine])
+    bb = {k: np.concatenate(v) for k, v in keep.items()}
+    log.info("calibration: features of %d training rows in %.0f s", len(train), time.perf_counter() - t0)
+    # 1. the ROI step, on the validation rows' backbone outputs
     masks = load_masks(dataset, val)
     trained = RoiSettings()
     choice = RoiChoice()
@@ -444,17 +469,16 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
                  tight.upsample, roi_report["thresholds"], roi_report["iou"], roi_report["iou_default"],
                  roi_report["retrieval_check"]["heads_use"], check["training_boxes"]["top30"],
                  check["calibrated_boxes"]["top30"])
-    # 2. prototypes over every training row with the heads' boxes (image-level ones change only if the heads do)
-    train = dataset.indices("train")
-    attr_reps, region_reps, probs = [], [], []
-    for s in range(0, len(train), 1024):
-        part = train[s:s + 1024]
-        pb = backbone_outputs(model, load_resized(dataset, part, pre), pre)
-        boxes = roi.settings_boxes(pb["aams"], pb["region_maps"], schema, choice.heads)
-        a, r = heads_outputs(model, pb["conv5"], boxes)
-        attr_reps.append(a)
-        region_reps.append(r)
-        probs.append(pb["probs"])
+    # 2. prototypes over every training row with the heads' boxes (image-level ones change only if the heads do;
+    # then a second pass pools the calibrated boxes)
+    if not choice.heads.is_default:
+        attr_reps, region_reps = [], []
+        for s in range(0, len(train), 1024):
+            pb = backbone_outputs(model, load_resized(dataset, train[s:s + 1024], pre), pre)
+            a, r = heads_outputs(model, pb["conv5"], roi.settings_boxes(pb["aams"], pb["region_maps"], schema,
+                                                                        choice.heads))
+            attr_reps.append(a)
+            region_reps.append(r)
     A_all, R_all = np.concatenate(attr_reps), np.concatenate(region_reps)
     train_labels = dataset.labels[train].astype(np.int64)
     prototypes = ck.prototypes if choice.heads.is_default else compute_prototypes(A_all, train_labels,
@@ -465,7 +489,6 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
                                    "grouped_by": "the row's region truth column (primary region without one: "
                                                  "image-level labels)"}
     # 3. fsn_region terms on the validation rows (their representations from the pass above)
-    pos = np.searchsorted(train, val)
     table = FeatureTable(A_all[pos], R_all[pos], np.concatenate(probs)[pos])  # row i = validation row i
     params = SearchParams(schema, prototypes, lam, W, ck.region_weight, region_protos)
     terms, region_weight, terms_report = choose_terms(vds, params, table)

@@ -176,3 +176,25 @@ def test_results_of_the_query_item_are_dropped_by_hand():
     res = np.array([[1, 2, 5, 4], [3, 0, 2, 1]])
     got = _exclude_same_item(DS(), task, res, 3)
     np.testing.assert_array_equal(got, [[2, 4, 4], [3, 0, 2]])  # row 0: item a dropped, padded; row 3: no item
+
+
+def test_vectorised_box_iou_equals_the_localisation_reference():
+    from fashionsearchnet.training.calibrate import box_ious, truth_table
+    from fashionsearchnet.training.localisation import mean_box_iou
+
+    rng = np.random.default_rng(0)
+    masks = []
+    for i in range(30):
+        m = np.zeros((64, 64), np.uint8)
+        y, x = rng.integers(0, 50, 2)
+        m[y:y + 10, x:x + 12] = 2
+        if i % 3:
+            m[5:9, 40:60] = 2  # a second part: the best of the whole region and each part counts
+        if i % 5 == 0:
+            m[:] = 0  # absent: left out of the mean
+        masks.append(m)
+    boxes = rng.uniform(0, 6, (30, 1, 4)).astype(np.float64)
+    boxes[..., 2:] += boxes[..., :2]
+    got = box_ious(boxes[:, 0], truth_table(masks, [(2,)])[0], (7, 7), np.array([m.shape for m in masks], float))
+    assert np.isnan(got[::5]).all() and not np.isnan(got[1::5]).any()
+    assert np.nanmean(got) == pytest.approx(mean_box_iou(boxes, masks, ["s"], {"s": (2,)}, (7, 7))["s"], rel=1e-9)
