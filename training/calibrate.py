@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 VALIDATION_ROWS, VALIDATION_SEED = 1000, 17
 MIN_ROWS = 8  # training rows below which there is nothing to validate on
 QUERY_SHARE = 0.25
-THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
 UPSAMPLES = (1, 2, 4)
 UPSAMPLE_MIN_GAIN = 0.005  # mean IoU a larger upsampling factor must add over the smaller one chosen so far
 HEADS_MIN_GAIN = 1.0  # validation manipulation Top-30 points the new boxes must add before the heads pool them
@@ -377,7 +377,10 @@ def choose_terms(vds: Dataset, params: SearchParams, table: FeatureTable) -> tup
               "pair_scales": [float(x) for x in pscales], "grid": grid, "primary_grid": prim_grid,
               "objective": "part: precision@10 + Top-5 (hits: the asked part value with the query's torso value and "
                            "category, not the query's item); primary: Top-1 (manipulation hit rule)",
-              "part": {"fsn": fsn_part, "fsn_region": run_task(vds, part, final, table, "fsn_region", True)},
+              "part": {"fsn": fsn_part, "fsn_region": run_task(vds, part, final, table, "fsn_region", True),
+                       # the ablation: fsn_region's global term alone (no image-level change, no region term)
+                       "global_term_only": run_task(vds, part, with_terms(0.0, 0.0, 0.0), table, "fsn_region",
+                                                    True)},
               "primary": None if prim is None else
               {"fsn": fsn_prim, "fsn_region": run_task(vds, prim, final, table, "fsn_region")}}
     return terms, rw, report

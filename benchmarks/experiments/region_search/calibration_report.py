@@ -57,11 +57,14 @@ def markdown(cal: dict, cmd: str, calibrate_cmd: str, mach: str) -> list[str]:
         for label, key in (("collar/sleeve (two-tone)", "part"), ("torso", "primary")):
             if not t.get(key):
                 continue
-            for m in ("fsn", "fsn_region"):
+            for m in ("fsn", "fsn_region", "global_term_only"):
+                if m not in t[key]:
+                    continue
                 x = t[key][m]
                 md.append(f"| {label} | {m} | {x['top1']:.1f} | {x['top5']:.1f} | {x['top10']:.1f} | {x['top30']:.1f} "
                           f"| {x['prec10']:.1f} | {x['n']} |")
-        md += ["", "Grid (collar/sleeve requests): " + "; ".join(
+        md += ["", "global_term_only: fsn_region with weight 0 (the query's global representation without any change: "
+               "what keeping the torso alone gives).", "", "Grid (collar/sleeve requests): " + "; ".join(
             f"w {g['weight']:g}/untouched {g['region_weight']:g}: Top-5 {g['top5']:.1f}, p@10 {g['prec10']:.1f}"
             for g in t["grid"]) + ".", "",
                "Grid (torso requests, Top-1): " + "; ".join(f"{g['primary_weight']:g}: {g['top1']:.1f}"
