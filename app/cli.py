@@ -15,6 +15,7 @@ COMMANDS = {
     "convert": "convert a DeepFashion or fashion-product folder to the dataset format",
     "train": "train FashionSearchNet and baselines on a dataset folder",
     "eval": "evaluate trained methods / a gallery on the search protocols",
+    "calibrate": "choose ROI thresholds, region prototypes and fsn_region terms of a finished fsn run",
     "export": "export a trained run to an ONNX model bundle",
     "engines": "build TensorRT engines for a bundle",
     "bench": "benchmark feature extraction per backend",

@@ -18,7 +18,7 @@ import torch
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.search.params import DEFAULT_REGION_WEIGHT
+from fashionsearchnet.search.params import DEFAULT_REGION_WEIGHT, REGION_PREFIX, SCALES_KEY, TERMS_KEY
 from fashionsearchnet.export import graphs as G
 from fashionsearchnet.export.parity import check_parity
 from fashionsearchnet.export.quantize import CalibrationSet, quantize_backbone
@@ -38,6 +38,9 @@ def _check_params(params: dict[str, np.ndarray], schema: Schema) -> dict[str, np
     if missing:
         raise UsageError(f"export params lack {', '.join(missing)}; the run has no prototypes/global parameters")
     out = {k: np.asarray(params[k], dtype=np.float32) for k in need}
+    # issue 17: region prototypes (float32) and fsn_region's calibrated terms (float64), when the run has them
+    out.update({k: np.asarray(v, dtype=np.float32) for k, v in params.items() if k.startswith(REGION_PREFIX)})
+    out.update({k: np.asarray(params[k], dtype=np.float64) for k in (TERMS_KEY, SCALES_KEY) if k in params})
     for k, v in out.items():
         if not np.all(np.isfinite(v)):
             raise UsageError(f"export params: {k} has NaN/inf values; retrain or recompute prototypes")
@@ -47,8 +50,11 @@ def _check_params(params: dict[str, np.ndarray], schema: Schema) -> dict[str, np
 def write_bundle(model: torch.nn.Module, schema: Schema, preprocessing: Preprocessing,
                  params: dict[str, np.ndarray], out: str | Path, method: str = "fsn", precision: str = "fp32",
                  run_info: dict[str, Any] | None = None, region_weight: float = DEFAULT_REGION_WEIGHT,
-                 calibration: CalibrationSet | None = None) -> dict[str, Any]:
+                 calibration: CalibrationSet | None = None, roi: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export ``model`` to the bundle folder ``out`` (replaced atomically); returns the manifest.
+
+    ``roi``: a calibrated run's ``RoiChoice.to_dict()`` (per-map thresholds, upsampling, heads boxes), added to
+    the manifest's ``roi`` object; None keeps the paper's ROI step (and the manifest as before issue 17).
 
     ``precision="int8"`` needs ``calibration`` (``export/quantize.load_calibration``): the fp32 backbone is
     quantised (QDQ) on its images and parity runs on its held-out images with the int8 tolerance.
@@ -94,7 +100,7 @@ def write_bundle(model: torch.nn.Module, schema: Schema, preprocessing: Preproce
             "schema": schema.to_dict(),
             "region_pairs": [list(p) for p in schema.region_pairs],
             "preprocessing": preprocessing.to_dict(),
-            "roi": dict(ROI),
+            "roi": {**ROI, **(roi or {})},
             "region_weight": float(region_weight),
             "shapes": shapes,
             "run": dict(run_info or {}),

@@ -51,21 +51,20 @@ def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method
     the dataset folder recorded in the checkpoint).
     """
     from fashionsearchnet.export.bundle_writer import write_bundle
-    from fashionsearchnet.training.checkpoint import load_run
+    from fashionsearchnet.training.checkpoint import Checkpoint
 
     from fashionsearchnet.export.quantize import DEFAULT_CALIBRATION_IMAGES, load_calibration
 
     if precision not in ("fp32", "fp16", "int8"):
         raise UsageError(f"--precision {precision!r}: valid: fp32, fp16, int8")
     ckpt = resolve_run(run, method)
-    model, meta = load_run(ckpt)
+    ck = Checkpoint.load(ckpt)
+    model, meta = ck.build_model(), ck.meta()
     calib = None
     if precision == "int8":
         calib = load_calibration(calibration_folder(ckpt, meta, calibration), meta["schema"], meta["preprocessing"],
                                  calibration_images or DEFAULT_CALIBRATION_IMAGES)
-    params = {f"prototypes_{a}": p for a, p in enumerate(meta["prototypes"])}
-    params["lam"] = model.lam.detach().cpu().numpy()
-    params["W"] = model.W.detach().cpu().numpy()
+    params = ck.search_params().arrays()  # prototypes, lam, W, region prototypes and terms (when calibrated)
     run_info = {
         "checkpoint": str(Path(ckpt).resolve()),
         "checkpoint_sha256": sha256_file(ckpt),
@@ -75,4 +74,4 @@ def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method
     }
     return write_bundle(model, meta["schema"], meta["preprocessing"], params, out, method=meta["method"],
                         precision=precision, run_info=run_info, region_weight=meta["region_weight"],
-                        calibration=calib)
+                        calibration=calib, roi=ck.roi)

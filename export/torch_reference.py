@@ -27,6 +27,7 @@ class TorchExtractor:
         self.model, self.meta = load_run(checkpoint, device)
         self.device = device
         self.pre = self.meta["preprocessing"]
+        self.roi = self.meta["roi"]  # the checkpoint's heads / display boxes, as the runtime's bundle
         self.last_timings: dict[str, float] = {}
 
     def _sync(self) -> None:
@@ -48,7 +49,7 @@ class TorchExtractor:
             t2 = time.perf_counter()
             b, a, h, w = a_np.shape
             boxes = (roi.full_boxes(b, a + r_np.shape[1], h, w) if self.model.method == "no_aam"
-                     else roi.all_boxes(a_np, r_np, self.model.schema))
+                     else roi.choice_boxes(a_np, r_np, self.model.schema, self.roi)[0])
             t3 = time.perf_counter()
             attr, reg = self.model.heads(conv5, torch.from_numpy(boxes).to(self.device))
             self._sync()

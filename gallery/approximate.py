@@ -48,8 +48,8 @@ class AnnSearch:
             want *= 2
 
     def region(self, q: FeatureTable, request: Request, k: int, mask: np.ndarray, size: int):
-        """fsn_region: ``max(50 k, 1000)`` candidates from the set-0 index with the request's image-level
-        substitution (what the non-region methods search), re-scored exactly with fsn_region (section 4.4)."""
+        """fsn_region: ``max(50 k, 1000)`` candidates from the set-0 index with the image-level substitution of
+        fsn_region's global term (``candidate_substitution``), re-scored exactly with fsn_region."""
         manip = candidate_substitution(request, self.params.schema)
         qa = substitute(q.attr_reps, self.params.prototypes, manip)
         qf = self.query_global(qa[0], 0)

@@ -16,8 +16,9 @@ from typing import Any
 
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
-from fashionsearchnet.errors import BundleError, SchemaError
+from fashionsearchnet.errors import BundleError, SchemaError, UsageError
 from fashionsearchnet.fileio import verify_checksums
+from fashionsearchnet.runtime.roi_settings import RoiChoice
 from fashionsearchnet.search.params import PARAMS_FILE, SearchParams, load_params
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,15 @@ class Bundle:
         return str(self.manifest.get("precision", "fp32"))
 
     @property
-    def roi(self) -> dict[str, float]:
-        """ROI parameters: ``aam_threshold`` (0.2 of the map's max), ``region_class_threshold`` (p > 0.1)."""
+    def roi(self) -> dict[str, Any]:
+        """ROI parameters: ``aam_threshold`` (0.2 of the map's max), ``region_class_threshold`` (p > 0.1), and in
+        calibrated bundles ``thresholds`` / ``upsample`` / ``heads`` (see :attr:`roi_choice`)."""
         return dict(self.manifest["roi"])
+
+    @property
+    def roi_choice(self) -> RoiChoice:
+        """The boxes the heads pool and the boxes shown (``runtime/roi_settings.py``; old bundles: 0.2 for both)."""
+        return RoiChoice.from_dict(self.manifest["roi"])
 
     def graph_path(self, name: str) -> Path:
         """Path of the ``backbone`` or ``heads`` ONNX graph."""
@@ -143,6 +150,10 @@ def _check_field_types(manifest: dict[str, Any], mpath: Path) -> None:
     for key in ("aam_threshold", "region_class_threshold"):
         if key in manifest["roi"] and not number(manifest["roi"][key]):
             raise bad(f"roi.{key}", "a number", manifest["roi"][key])
+    try:
+        RoiChoice.from_dict(manifest["roi"])
+    except UsageError as e:
+        raise BundleError(f"{mpath}: field {e}; re-export the bundle") from None
     if not isinstance(manifest["method"], str):
         raise bad("method", "a string", manifest["method"])
     if "region_weight" in manifest and not number(manifest["region_weight"]):

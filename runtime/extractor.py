@@ -30,8 +30,10 @@ STAGES = ("preprocess", "backbone", "roi", "heads", "global")
 
 @dataclass
 class Features:
-    """Features of N images (numpy). Boxes are inclusive conv5 cells [x0, y0, x1, y1]; ``box_scale`` (N, 2)
-    = (input width / map width, input height / map height) maps them to input pixels (see :meth:`pixel_boxes`)."""
+    """Features of N images (numpy). Boxes are inclusive conv5 cells [x0, y0, x1, y1] (fractional with an upsampled
+    ROI step); ``box_scale`` (N, 2) = (input width / map width, input height / map height) maps them to input
+    pixels (see :meth:`pixel_boxes`). ``attr_boxes`` / ``region_boxes`` are the bundle's display boxes (what a
+    shopper sees, what localisation measures); the heads may have pooled others (``RoiChoice.heads``)."""
 
     attr_reps: np.ndarray  # (N, A, D)
     region_reps: np.ndarray  # (N, P, D), P = len(schema.region_pairs)
@@ -86,7 +88,8 @@ class FeatureExtractor:
             backend, self.bundle, threads=threads, max_batch=max_batch, opt_batch=opt_batch)
         self.schema = self.bundle.schema
         self.pre = self.bundle.preprocessing
-        self.thresh = float(self.bundle.roi.get("aam_threshold", roi.DEFAULT_THRESH))
+        self.roi = self.bundle.roi_choice  # heads boxes and display boxes (runtime/roi_settings.py)
+        self.thresh = self.roi.heads.default
         self._subtract = roi.subtract_plan(self.schema)  # once, not per batch (the ROI step is cold at batch 1)
         self.last_timings: dict[str, float] = {}
 
@@ -104,18 +107,23 @@ class FeatureExtractor:
         self.backend.close()
 
     def boxes(self, aams: np.ndarray, region_maps: np.ndarray) -> np.ndarray:
-        """The ROI step: (B, A+R, 4) boxes (whole map for every box with method ``no_aam``)."""
+        """The ROI step: (B, A+R, 4) boxes the heads pool (whole map for every box with method ``no_aam``)."""
+        return self.both_boxes(aams, region_maps)[0]
+
+    def both_boxes(self, aams: np.ndarray, region_maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(heads boxes, display boxes), each (B, A+R, 4): the bundle's ROI choice (``roi.choice_boxes``)."""
         b, a, h, w = aams.shape
         if self.bundle.method == "no_aam":
-            return roi.full_boxes(b, a + region_maps.shape[1], h, w)
-        return roi.all_boxes(aams, region_maps, self.schema, self.thresh, self._subtract)
+            full = roi.full_boxes(b, a + region_maps.shape[1], h, w)
+            return full, full
+        return roi.choice_boxes(aams, region_maps, self.schema, self.roi, self._subtract)
 
     def run_batch(self, batch: np.ndarray, t: dict[str, float]) -> dict[str, np.ndarray]:
         """Preprocessed (B,3,S,S) float32 -> every output, adding stage times (ms) to ``t``."""
         t0 = time.perf_counter()
         bb = self.backend.backbone(batch)
         t1 = time.perf_counter()
-        boxes = self.boxes(bb["aams"], bb["region_maps"])
+        boxes, shown = self.both_boxes(bb["aams"], bb["region_maps"])
         t2 = time.perf_counter()
         hd = self.backend.heads(boxes)
         t3 = time.perf_counter()
@@ -123,7 +131,7 @@ class FeatureExtractor:
         t4 = time.perf_counter()
         for k, dt in zip(STAGES[1:], (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             t[k] = t.get(k, 0.0) + dt * 1e3
-        return {**bb, **hd, "boxes": boxes, "global_reps": g}
+        return {**bb, **hd, "boxes": shown, "heads_boxes": boxes, "global_reps": g}
 
     def preprocess(self, images: Sequence[ImageInput], offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Inputs -> (B,3,S,S) float32 and image sizes (B,2) = (width, height)."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
+from fashionsearchnet.runtime.roi_settings import RoiChoice, RoiSettings
 
 DEFAULT_THRESH = 0.2
 SubtractPlan = tuple[tuple[tuple[int, int], ...], bool]
@@ -143,12 +144,48 @@ def region_boxes(region_maps: np.ndarray, schema: Schema, thresh: float = DEFAUL
     return largest_component_boxes(masks.reshape(b * r, h, w)).reshape(b, r, 4)
 
 
-def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh: float = DEFAULT_THRESH,
-              subtract: SubtractPlan | None = None) -> np.ndarray:
+def upsample_matrix(n: int, k: int) -> np.ndarray:
+    """(n*k, n) float32 bilinear interpolation matrix: OpenCV's ``INTER_LINEAR`` resize by an integer factor
+    ``k`` (pixel centres aligned, border replicated), as a matrix so that a stack of maps is two products."""
+    u = np.arange(n * k, dtype=np.float64)
+    src = np.clip((u + 0.5) / k - 0.5, 0.0, n - 1.0)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    frac = src - i0
+    m = np.zeros((n * k, n), np.float64)
+    m[np.arange(n * k), i0] += 1.0 - frac
+    m[np.arange(n * k), i1] += frac
+    return m.astype(np.float32)
+
+
+def upsample_maps(maps: np.ndarray, k: int) -> np.ndarray:
+    """(..., h, w) -> (..., h*k, w*k) float32, bilinear (:func:`upsample_matrix`); k = 1 returns ``maps``."""
+    if k == 1:
+        return maps
+    h, w = maps.shape[-2:]
+    return upsample_matrix(h, k) @ maps.astype(np.float32, copy=False) @ upsample_matrix(w, k).T
+
+
+def cells_from_upsampled(boxes: np.ndarray, k: int) -> np.ndarray:
+    """Inclusive boxes in a k x upsampled map -> conv5 cell coordinates (floats): upsampled pixel u spans
+    [u/k, (u+1)/k) of the map in cell widths, so [u0, u1] -> [u0/k, (u1+1)/k - 1] (k = 1: unchanged; the
+    whole upsampled map gives the whole map)."""
+    if k == 1:
+        return boxes
+    out = boxes.astype(np.float32, copy=True)
+    out[..., :2] /= k
+    out[..., 2:] = (out[..., 2:] + 1.0) / k - 1.0
+    return out
+
+
+def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh: float | np.ndarray = DEFAULT_THRESH,
+              subtract: SubtractPlan | None = None, upsample: int = 1) -> np.ndarray:
     """(B, A+R, 4): attribute boxes then region boxes, in one labelling call (the ``heads`` input).
 
-    ``subtract``: :func:`subtract_plan` of ``schema``, computed once by callers that run many batches (the
-    extractor); None computes it here.
+    ``thresh``: one fraction for every map, or (A+R,) per map (attributes, then regions: ``RoiSettings.vector``).
+    ``upsample`` k > 1: the maps are upsampled k x (:func:`upsample_maps`) before thresholding and the boxes are
+    mapped back to cell coordinates (:func:`cells_from_upsampled`, fractional). ``subtract``: :func:`subtract_plan`
+    of ``schema``, computed once by callers that run many batches (the extractor); None computes it here.
     """
     aams = _check_maps(aams, "aams")
     region_maps = _check_maps(region_maps, "region_maps")
@@ -160,20 +197,58 @@ def all_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, thresh:
         raise UsageError(f"region_maps: shape {region_maps.shape} does not match aams {aams.shape} "
                          f"(expected ({b}, {r}, {h}, {w})); pass the backbone's outputs of one batch")
     k = a + r
-    flat = np.concatenate([aams.reshape(b, a, h * w), region_maps.reshape(b, r, h * w)], axis=1)
+    if upsample != 1:
+        if isinstance(upsample, bool) or int(upsample) != upsample or upsample < 1:
+            raise UsageError(f"upsample {upsample!r}: must be a whole number >= 1")
+        upsample = int(upsample)
+        maps = upsample_maps(np.concatenate([aams, region_maps], axis=1), upsample)
+        h, w = h * upsample, w * upsample
+        flat = maps.reshape(b, k, h * w)
+    else:
+        flat = np.concatenate([aams.reshape(b, a, h * w), region_maps.reshape(b, r, h * w)], axis=1)
     thr = flat.max(axis=2, keepdims=True)
-    thr *= thresh  # the same float32 product as threshold_masks
+    if np.ndim(thresh) == 0:
+        thr *= thresh  # the same float32 product as threshold_masks
+        outside = not 0.0 <= thresh <= 1.0
+    else:
+        vec = np.asarray(thresh, np.float32)
+        if vec.shape != (k,):
+            raise UsageError(f"thresh: {vec.shape[0] if vec.ndim == 1 else vec.shape} thresholds for {k} maps "
+                             f"({a} attributes + {r} regions); give one per map or a single number")
+        thr *= vec.reshape(1, k, 1)
+        outside = bool(((vec < 0) | (vec > 1)).any())
+        if outside:
+            raise UsageError("thresh: per-map thresholds must lie in [0, 1]")
     tall = np.zeros((b, k, h + 1, w), dtype=np.uint8)  # the stacked labelling image (zero row after each map)
     masks = tall.view(np.bool_)[:, :, :h, :]
     np.greater(flat.reshape(b, k, h, w), thr.reshape(b, k, 1, 1), out=masks)
-    if not 0.0 <= thresh <= 1.0:  # for 0 <= thresh <= 1 a map with max <= 0 has no cell above thresh * max
+    if outside:  # for 0 <= thresh <= 1 a map with max <= 0 has no cell above thresh * max
         masks &= (thr > 0).reshape(b, k, 1, 1) if thresh > 0 else (thr < 0).reshape(b, k, 1, 1)
     sub, copy = subtract if subtract is not None else subtract_plan(schema)
     if sub:
         src = masks[:, a:].copy() if copy else masks[:, a:]
         for i, j in sub:  # region i minus region j's raw mask (region_masks); bool x > y == x & ~y
             np.greater(masks[:, a + i], src[:, j], out=masks[:, a + i])
-    return _label_boxes(tall.reshape(b * k, h + 1, w), h, w).reshape(b, k, 4)
+    boxes = _label_boxes(tall.reshape(b * k, h + 1, w), h, w).reshape(b, k, 4)
+    return cells_from_upsampled(boxes, upsample)
+
+
+def settings_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, settings: RoiSettings,
+                   subtract: SubtractPlan | None = None) -> np.ndarray:
+    """:func:`all_boxes` with a :class:`~fashionsearchnet.runtime.roi_settings.RoiSettings` (the paper's single
+    threshold takes the fast path)."""
+    thresh = settings.default if settings.is_default else settings.vector(schema)
+    return all_boxes(aams, region_maps, schema, thresh, subtract, int(settings.upsample))
+
+
+def choice_boxes(aams: np.ndarray, region_maps: np.ndarray, schema: Schema, choice: RoiChoice,
+                 subtract: SubtractPlan | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(heads boxes, display boxes) of a :class:`~fashionsearchnet.runtime.roi_settings.RoiChoice`: one ROI step
+    when both are the same settings. Every path (runtime backends, the PyTorch reference) calls this."""
+    heads = settings_boxes(aams, region_maps, schema, choice.heads, subtract)
+    if choice.same:
+        return heads, heads
+    return heads, settings_boxes(aams, region_maps, schema, choice.display, subtract)
 
 
 def subtract_plan(schema: Schema) -> SubtractPlan:

@@ -2,7 +2,8 @@
 
 ``params.npz`` holds ``prototypes_<a>`` (C_a, D) per attribute, ``lam`` (A+1, A) and ``W`` (A+1, A*D, G), and
 optionally ``region_prototypes_<region>:<attr>`` (C_attr, D): the mean region-specific representation of each value
-of a region pair (absent in bundles written before issue 17: region requests then use the image-level ones); a
+of a region pair (absent in bundles written before issue 17: region requests then use the image-level ones), and
+``region_terms`` / ``region_pair_scales`` (:class:`RegionTerms`, fsn_region's calibrated weights and scales); a
 bundle and a gallery generation each carry one. :func:`load_params` is the one reader (every check, one
 error naming the file and the fix); :func:`save_params` the one writer.
 """
@@ -19,11 +20,41 @@ from fashionsearchnet.errors import BundleError, FSNError, UsageError
 
 PARAMS_FILE = "params.npz"
 REGION_PREFIX = "region_prototypes_"
+TERMS_KEY, SCALES_KEY = "region_terms", "region_pair_scales"
 
 # fsn_region's down-weight of the representations a region request does not touch (section 4.4; the paper gives
 # no value). Chosen on a validation split of the training rows (benchmarks/experiments/region_weight/region_weight.py): 0.5 on the
 # 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
 DEFAULT_REGION_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class RegionTerms:
+    """fsn_region's region-specific terms (search/scorers.py ``RegionScorer``), chosen by ``fsn calibrate``.
+
+    ``weight``: a requested non-primary pair (collar, sleeve); ``primary_weight``: a requested primary-region pair
+    (torso; 0 = fsn's scoring for those); pairs a request does not touch weigh ``region_weight x weight``. Each
+    term is divided by its ``pair_scales`` entry and the global distance by ``global_scale`` (typical squared
+    distances, so that the weights do not depend on the spaces' scales). In ``params.npz``: ``region_terms``
+    [weight, primary_weight, global_scale] and ``region_pair_scales`` (P,)."""
+
+    weight: float
+    primary_weight: float
+    global_scale: float
+    pair_scales: np.ndarray  # (P,) float64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pair_scales", np.asarray(self.pair_scales, np.float64).reshape(-1))
+        vals = (self.weight, self.primary_weight, self.global_scale, *self.pair_scales.tolist())
+        if not all(np.isfinite(v) for v in vals) or self.weight < 0 or self.primary_weight < 0 or \
+                self.global_scale <= 0 or (self.pair_scales <= 0).any():
+            raise UsageError(f"RegionTerms: weights must be >= 0 and scales > 0 (finite), got weight {self.weight}, "
+                             f"primary_weight {self.primary_weight}, global_scale {self.global_scale}, pair_scales "
+                             f"{self.pair_scales.tolist()}")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {TERMS_KEY: np.array([self.weight, self.primary_weight, self.global_scale], np.float64),
+                SCALES_KEY: self.pair_scales.astype(np.float64)}
 
 
 @dataclass
@@ -36,6 +67,7 @@ class SearchParams:
     W: np.ndarray
     region_weight: float = DEFAULT_REGION_WEIGHT
     region_prototypes: dict[str, np.ndarray] = field(default_factory=dict)  # "region:attr" -> (C_attr, D)
+    region_terms: RegionTerms | None = None  # fsn_region's calibrated terms (None: ``default_region_terms``)
 
     def __post_init__(self) -> None:
         A = len(self.schema.attributes)
@@ -64,6 +96,10 @@ class SearchParams:
             if p.ndim != 2 or p.shape != (n, D):
                 raise UsageError(f"SearchParams.region_prototypes[{key!r}]: shape {p.shape}, expected ({n}, {D})")
 
+        if self.region_terms is not None and len(self.region_terms.pair_scales) != len(self.schema.region_pairs):
+            raise UsageError(f"SearchParams.region_terms: {len(self.region_terms.pair_scales)} pair scales for "
+                             f"{len(self.schema.region_pairs)} region pairs")
+
     @property
     def dim(self) -> int:
         return int(self.prototypes[0].shape[1])
@@ -83,7 +119,8 @@ class SearchParams:
     def arrays(self) -> dict[str, np.ndarray]:
         """The ``params.npz`` arrays: ``prototypes_<a>``, ``lam``, ``W``, ``region_prototypes_<region>:<attr>``."""
         return {**{f"prototypes_{a}": p for a, p in enumerate(self.prototypes)}, "lam": self.lam, "W": self.W,
-                **{f"{REGION_PREFIX}{k}": p for k, p in self.region_prototypes.items()}}
+                **{f"{REGION_PREFIX}{k}": p for k, p in self.region_prototypes.items()},
+                **(self.region_terms.arrays() if self.region_terms is not None else {})}
 
 
 def save_params(f: str | Path | IO[bytes], arrays: SearchParams | Mapping[str, np.ndarray]) -> None:
@@ -128,7 +165,16 @@ def load_params(path: str | Path, schema: Schema, region_weight: float | None = 
     if not 0.0 <= weight <= 1.0:
         raise error(f"{path}: region_weight {weight} is outside [0, 1]; {fix}")
     regional = {k[len(REGION_PREFIX):]: v.astype(np.float32) for k, v in arrays.items() if k.startswith(REGION_PREFIX)}
+    terms = None
+    if TERMS_KEY in arrays or SCALES_KEY in arrays:
+        t, sc = arrays.get(TERMS_KEY), arrays.get(SCALES_KEY)
+        if t is None or sc is None or t.shape != (3,):
+            raise error(f"{path}: {TERMS_KEY} (3,) and {SCALES_KEY} (P,) must both be present; {fix}")
+        try:
+            terms = RegionTerms(float(t[0]), float(t[1]), float(t[2]), sc)
+        except UsageError as e:
+            raise error(f"{path}: {e}; {fix}") from None
     try:
-        return SearchParams(schema, protos, lam, W, weight, regional)
+        return SearchParams(schema, protos, lam, W, weight, regional, terms)
     except UsageError as e:
         raise error(f"{path}: {e}; {fix}") from None

@@ -115,15 +115,12 @@ def image_level(request: Request, schema: Schema) -> dict[int, int]:
 
 
 def candidate_substitution(request: Request, schema: Schema) -> dict[int, int]:
-    """Image-level {attribute: value} for picking fsn_region candidates from a global-space index.
-
-    Like :func:`image_level` (region requests become the image-level request), but a conflict is not an error:
-    the image-level ``set`` and primary-region requests win, as in ``scorers.region_plan``.
-    """
+    """Image-level {attribute: value} for picking fsn_region candidates from a global-space index: the change
+    fsn_region's global term makes (the image-level ``set`` and primary-region requests, ``set`` winning a
+    conflict); a collar or sleeve request leaves the image level as it is (its garment keeps its torso)."""
     out: dict[int, int] = {}
     primary = schema.primary_region
     ordered = list(request.set) + [(a, v) for r, a, v in request.region if r == primary]
-    ordered += [(a, v) for r, a, v in request.region if r != primary]
     for attr, value in ordered:
         out.setdefault(schema.attr_index(attr), schema.value_index(attr, value))
     return out

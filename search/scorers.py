@@ -9,9 +9,11 @@ one BLAS product per space with cached squared norms; no (N, G) table of global 
   -> the mean of the squared distances over their sets.
 - ``attribute`` (:class:`AttributeScorer`): concatenated class probabilities; each manipulated attribute's block
   becomes a one-hot.
-- ``fsn_region`` (:class:`RegionScorer`, section 4.4): weighted sum of squared distances over the attribute
-  representations and the region-specific representations; requested ones (prototype-substituted) weigh 1,
-  every other one ``region_weight``; a request on the primary region also substitutes the image-level attribute.
+- ``fsn_region`` (:class:`RegionScorer`, section 4.4 as issue 17 fixed it): fsn's global distance with the
+  image-level change for ``set`` and primary-region (torso) requests only, divided by ``global_scale``, plus per
+  region pair the squared distance of the region-specific representation (a requested pair's query side is the
+  region prototype of the asked value) divided by the pair's scale, weighted ``weight`` (requested collar/sleeve),
+  ``primary_weight`` (requested torso) or ``region_weight x weight`` (untouched pairs): :class:`RegionTerms`.
 Methods without region awareness treat ``region:attr=value`` as the image-level ``attr=value``;
 :func:`effective_method` gives plain requests under ``fsn_region`` the ``fsn`` scoring.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from fashionsearchnet.data.schema import Schema
 from fashionsearchnet.errors import UsageError
-from fashionsearchnet.search.params import SearchParams
+from fashionsearchnet.search.params import RegionTerms, SearchParams
 from fashionsearchnet.search.projection import global_representation
 from fashionsearchnet.search.request import Request, image_level
 from fashionsearchnet.search.table import CHUNK, FeatureTable
@@ -91,31 +93,26 @@ def fsn_sets(manip: dict[int, int]) -> list[int]:
 
 @dataclass(frozen=True)
 class RegionPlan:
-    """fsn_region: substitutions and per-representation weights for one request."""
+    """fsn_region: the image-level substitution of the global term and the region pairs a request asks."""
 
-    attr_subst: dict[int, int]
-    pair_subst: dict[int, int]
-    attr_w: np.ndarray  # (A,)
-    pair_w: np.ndarray  # (P,)
+    attr_subst: dict[int, int]  # image-level ``set`` and primary-region requests (eq. 7's manipulation)
+    pair_subst: dict[int, int]  # region pair index -> value index, every region request
+    primary_pairs: frozenset[int]  # the requested pairs on the primary region
 
 
-def region_plan(request: Request, schema: Schema, region_weight: float) -> RegionPlan:
-    """Section 4.4 weighting: requested representations weigh 1 (prototype substituted), others ``region_weight``."""
-    A, P = len(schema.attributes), len(schema.region_pairs)
-    attr_w = np.full(A, region_weight, np.float64)
-    pair_w = np.full(P, region_weight, np.float64)
+def region_plan(request: Request, schema: Schema) -> RegionPlan:
+    """Which attributes the global term substitutes (image-level ``set`` and primary-region requests: the torso is
+    what image-level labels describe) and which region pairs get their region prototype."""
     attr_subst: dict[int, int] = {}
     pair_subst: dict[int, int] = {}
+    primary_pairs: set[int] = set()
     for attr, value in request.set:
-        a = schema.attr_index(attr)
-        attr_subst[a] = schema.value_index(attr, value)
-        attr_w[a] = 1.0
+        attr_subst[schema.attr_index(attr)] = schema.value_index(attr, value)
     primary = schema.primary_region
     for reg, attr, value in request.region:
         p = schema.region_pair_index(reg, attr)
         v = schema.value_index(attr, value)
         pair_subst[p] = v
-        pair_w[p] = 1.0
         if reg == primary:
             a = schema.attr_index(attr)
             if a in attr_subst and attr_subst[a] != v:
@@ -124,8 +121,55 @@ def region_plan(request: Request, schema: Schema, region_weight: float) -> Regio
                     f"{reg}:{attr}={value!r}; {reg!r} is the primary region (image-level {attr}); ask one value"
                 )
             attr_subst[a] = v
-            attr_w[a] = 1.0
-    return RegionPlan(attr_subst, pair_subst, attr_w, pair_w)
+            primary_pairs.add(p)
+    return RegionPlan(attr_subst, pair_subst, frozenset(primary_pairs))
+
+
+def mean_pair_sq(rows: np.ndarray) -> float:
+    """Mean squared distance over the distinct pairs of rows (C, d) in float64 (0 with fewer than 2 rows)."""
+    r = rows.astype(np.float64)
+    if len(r) < 2:
+        return 0.0
+    d = sq_dist(r, r)
+    return float(d[np.triu_indices(len(r), 1)].mean())
+
+
+def prototype_scales(params: SearchParams) -> tuple[float, np.ndarray]:
+    """(global scale, (P,) pair scales): the typical squared distance between two values of an attribute, in the
+    global space (set 0, eq. 7: the attribute's prototypes swapped in, averaged over the attributes) and in each
+    region pair's representation (its region prototypes). A scale that comes out 0 is 1."""
+    D = params.dim
+    glob = []
+    for a, proto in enumerate(params.prototypes):
+        block = params.W[0][a * D:(a + 1) * D].astype(np.float64) * float(params.lam[0][a])
+        glob.append(mean_pair_sq(proto.astype(np.float64) @ block))
+    g = float(np.mean(glob)) if glob else 0.0
+    pairs = [mean_pair_sq(params.region_prototype(r, a)) for r, a in params.schema.region_pairs]
+    return (g if g > 0 else 1.0), np.array([x if x > 0 else 1.0 for x in pairs], np.float64)
+
+
+# a bundle without calibrated terms (exported before issue 17 or never calibrated): requested collar/sleeve pairs
+# weigh as much as the global term, torso requests score as fsn, scales from the prototypes
+DEFAULT_TERM_WEIGHT, DEFAULT_PRIMARY_WEIGHT = 1.0, 0.0
+
+
+def region_terms(params: SearchParams) -> RegionTerms:
+    """The bundle's calibrated :class:`RegionTerms`, else the defaults above with :func:`prototype_scales`."""
+    if params.region_terms is not None:
+        return params.region_terms
+    g, pairs = prototype_scales(params)
+    return RegionTerms(DEFAULT_TERM_WEIGHT, DEFAULT_PRIMARY_WEIGHT, g, pairs)
+
+
+def pair_coefficients(plan: RegionPlan, terms: RegionTerms, region_weight: float) -> np.ndarray:
+    """(P,) float64 factor of each pair's squared distance: requested non-primary ``weight``, requested primary
+    ``primary_weight``, untouched ``region_weight x weight``; each divided by the pair's scale, relative to the
+    global term divided by ``global_scale`` (both multiplied by ``global_scale``: the ranking is the same)."""
+    P = len(terms.pair_scales)
+    c = np.full(P, region_weight * terms.weight, np.float64)
+    for p in plan.pair_subst:
+        c[p] = terms.primary_weight if p in plan.primary_pairs else terms.weight
+    return c * terms.global_scale / terms.pair_scales
 
 
 def gallery_global_sq(params: SearchParams, table: FeatureTable, astar: int) -> np.ndarray:
@@ -189,8 +233,9 @@ class AttributeScorer:
 class GlobalScorer:
     """``fsn`` and ``no_aam``: the global representations of eq. 7 (the methods differ in their features)."""
 
-    def __init__(self, params: SearchParams, query: FeatureTable, request: Request):
-        manip = image_level(request, params.schema)
+    def __init__(self, params: SearchParams, query: FeatureTable, request: Request,
+                 manip: dict[int, int] | None = None):
+        manip = image_level(request, params.schema) if manip is None else manip  # fsn_region passes its own
         self.params = params
         self.qa = substitute(query.attr_reps, params.prototypes, manip)
         self.sets = fsn_sets(manip)
@@ -237,53 +282,54 @@ class GlobalScorer:
 
 
 class RegionScorer:
-    """``fsn_region`` (section 4.4): weighted attribute and region-specific representations."""
+    """``fsn_region``: fsn's global distance (eq. 7; image-level change only for ``set`` and primary-region
+    requests) plus weighted squared distances of the region-specific representations, a requested pair's query
+    representation replaced by the region prototype of the asked value (:func:`pair_coefficients`)."""
 
     def __init__(self, params: SearchParams, query: FeatureTable, request: Request):
         schema = params.schema
-        self.plan = plan = region_plan(request, schema, params.region_weight)
-        self.qa = substitute(query.attr_reps, params.prototypes, plan.attr_subst)
+        plan = region_plan(request, schema)
+        self.glob = GlobalScorer(params, query, request, manip=plan.attr_subst)
+        self.c = pair_coefficients(plan, region_terms(params), float(params.region_weight))
         qr = np.array(query.region_reps, dtype=np.float32, copy=True)
         for p, v in plan.pair_subst.items():
-            qr[:, p] = params.prototypes[schema.attr_index(schema.region_pairs[p][1])][v]
+            qr[:, p] = params.region_prototype(*schema.region_pairs[p])[v]
         self.qr = qr
-        self.w = np.concatenate([plan.attr_w, plan.pair_w])
+        self.active = np.flatnonzero(self.c > 0)
 
-    def score(self, gallery: FeatureTable, rows: np.ndarray) -> np.ndarray:
-        qrep = np.concatenate([self.qa.astype(np.float64), self.qr.astype(np.float64)], 1)  # (Q, A+P, D)
-        out = np.zeros((len(qrep), len(rows)), np.float64)
-        step = rows_per_chunk(len(qrep), qrep.shape[1] * qrep.shape[2])
+    def region_score(self, gallery: FeatureTable, rows: np.ndarray) -> np.ndarray:
+        """(Q, M) float64: the weighted region terms alone, from the differences."""
+        out = np.zeros((len(self.qr), len(rows)), np.float64)
+        if not len(self.active):
+            return out
+        qr = self.qr[:, self.active].astype(np.float64)
+        c = self.c[self.active]
+        step = rows_per_chunk(len(qr), qr.shape[1] * qr.shape[2])
         for s in range(0, len(rows), step):
             r = rows[s:s + step]
-            g = np.concatenate([gallery.attr_reps[r], gallery.region_reps[r]], 1).astype(np.float64)
-            diff = qrep[:, None] - g[None]  # (Q, m, A+P, D)
-            out[:, s:s + len(r)] = np.einsum("qmrd,qmrd->qmr", diff, diff) @ self.w
+            diff = qr[:, None] - gallery.region_reps[r][:, self.active].astype(np.float64)[None]  # (Q, m, P', D)
+            out[:, s:s + len(r)] = np.einsum("qmpd,qmpd->qmp", diff, diff) @ c
         return out
 
+    def score(self, gallery: FeatureTable, rows: np.ndarray) -> np.ndarray:
+        return self.glob.score(gallery, rows) + self.region_score(gallery, rows)
+
     def screen(self, gallery: FeatureTable, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        qa, qr, w, plan, n = self.qa, self.qr, self.w, self.plan, len(gallery)
-        ga_n, gr_n = gallery.rep_norms()
-        gw = np.concatenate([ga_n, gr_n], 1) @ w  # (N,) float64, cheap
-        qn = np.concatenate([(qa.astype(np.float64) ** 2).sum(-1), (qr.astype(np.float64) ** 2).sum(-1)], 1) @ w
-        Q, A, D = qa.shape
-        P = qr.shape[1]
-        qwa = (qa * plan.attr_w[None, :, None].astype(np.float32)).reshape(Q, A * D)
-        qwr = (qr * plan.pair_w[None, :, None].astype(np.float32)).reshape(Q, P * D)
-        fa = gallery.attr_reps.reshape(n, A * D)
+        d, tol = self.glob.screen(gallery, rows)
+        if not len(self.active):
+            return d, tol
+        n, c, qr = len(gallery), self.c, self.qr
+        Q, P, D = qr.shape
+        gw = gallery.rep_norms()[1] @ c  # (N,) float64; pairs with c = 0 add nothing
+        qn = (qr.astype(np.float64) ** 2).sum(-1) @ c  # (Q,)
+        qw = (qr * c[None, :, None].astype(np.float32)).reshape(Q, P * D)
         fr = gallery.region_reps.reshape(n, P * D)
-
-        def both(sel):
-            out = dots(qwa, fa[sel])
-            if P:
-                out += dots(qwr, fr[sel])
-            return out
-
-        d = take_cols(both, rows, n)
-        d *= -2.0
-        d += gw[rows].astype(np.float32)[None, :]
-        d += qn.astype(np.float32)[:, None]
-        tol = SCREEN_TOL * (qn + gw[rows].max(initial=0.0))
-        return np.maximum(d, 0.0), tol
+        dr = take_cols(lambda sel: dots(qw, fr[sel]), rows, n)
+        dr *= -2.0
+        dr += gw[rows].astype(np.float32)[None, :]
+        dr += qn.astype(np.float32)[:, None]
+        d += np.maximum(dr, 0.0)
+        return d, tol + SCREEN_TOL * (qn + gw[rows].max(initial=0.0))
 
 
 SCORERS: dict[str, type] = {"fsn": GlobalScorer, "no_aam": GlobalScorer, "attribute": AttributeScorer,

@@ -4,7 +4,8 @@ and loaded with one-line errors.
 ``RUN/<method>/checkpoint.pt`` (a finished method) is a :class:`Checkpoint`: ``schema``, ``preset``,
 ``preprocessing``, ``method``, ``model`` (state dict), ``prototypes`` (list of (C_a, D) float32),
 ``region_weight``, ``metrics`` (per stage), ``config``, ``train_rows`` and ``data`` (the training dataset folder,
-for INT8 calibration). The resumable state of a stage lives beside it in ``state.pt`` (``RUN/stage1/state.pt``
+for INT8 calibration); since issue 17 optionally ``region_prototypes``, ``region_terms``, ``roi`` and
+``calibration`` (written by ``fsn calibrate`` and at the end of training: training/calibrate.py). The resumable state of a stage lives beside it in ``state.pt`` (``RUN/stage1/state.pt``
 for the shared stage 1), a :class:`StageState`.
 
 On disk both are the dict of :meth:`Checkpoint.to_dict` / :meth:`StageState.to_dict` (the same keys as before
@@ -26,7 +27,9 @@ import torch
 
 from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.data.schema import Schema
-from fashionsearchnet.errors import CheckpointError
+from fashionsearchnet.errors import CheckpointError, UsageError
+from fashionsearchnet.runtime.roi_settings import RoiChoice
+from fashionsearchnet.search.params import RegionTerms, SearchParams
 from fashionsearchnet.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.presets import Preset
@@ -118,6 +121,11 @@ class Checkpoint:
     train_rows: int | None = None
     data: str | None = None  # the training dataset folder (absent in older checkpoints)
     whole_map_pool: str = "area"  # no_aam's pooling (model.WHOLE_MAP_POOLS); older checkpoints: "sample"
+    # issue 17 (``fsn calibrate`` / the end of training; absent in older checkpoints):
+    region_prototypes: dict[str, np.ndarray] = field(default_factory=dict)  # "region:attr" -> (C_attr, D)
+    region_terms: dict[str, Any] | None = None  # fsn_region's RegionTerms: weight, primary_weight, scales
+    roi: dict[str, Any] | None = None  # RoiChoice.to_dict(): heads and display thresholds / upsampling
+    calibration: dict[str, Any] | None = None  # what calibration measured (validation rows, IoUs, retrieval)
     path: Path | None = None  # where it was loaded from (not stored)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +137,11 @@ class Checkpoint:
             d["train_rows"] = self.train_rows
         if self.data is not None:
             d["data"] = self.data
+        if self.region_prototypes:
+            d["region_prototypes"] = {k: np.asarray(v, np.float32) for k, v in self.region_prototypes.items()}
+        for key in ("region_terms", "roi", "calibration"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return d
 
     @classmethod
@@ -142,7 +155,9 @@ class Checkpoint:
             prototypes=[np.asarray(p, np.float32) for p in d["prototypes"]],
             region_weight=float(d.get("region_weight", LEGACY_REGION_WEIGHT)), metrics=d.get("metrics", {}),
             config=d.get("config", {}), train_rows=d.get("train_rows"), data=d.get("data"),
-            whole_map_pool=d.get("whole_map_pool", "sample"), path=file)
+            whole_map_pool=d.get("whole_map_pool", "sample"),
+            region_prototypes={k: np.asarray(v, np.float32) for k, v in d.get("region_prototypes", {}).items()},
+            region_terms=d.get("region_terms"), roi=d.get("roi"), calibration=d.get("calibration"), path=file)
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (RUN/<method>/checkpoint.pt) atomically, with its checksum; returns the path."""
@@ -177,11 +192,38 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: model weights do not fit the stored preset ({first})") from None
         return model.to(device).eval()
 
+    @property
+    def roi_choice(self) -> RoiChoice:
+        """The ROI step's heads and display boxes (``runtime/roi_settings.py``; uncalibrated: the paper's 0.2)."""
+        try:
+            return RoiChoice.from_dict(self.roi)
+        except UsageError as e:
+            raise CheckpointError(f"{self.path}: field {e}; run 'fsn calibrate' on the run again") from None
+
+    def search_params(self, region_weight: float | None = None) -> SearchParams:
+        """What a search of this method needs (prototypes, lam, W, region prototypes and terms): the same
+        arrays ``fsn export`` writes to params.npz."""
+        model = self.model
+        terms = None
+        if self.region_terms is not None:
+            t = self.region_terms
+            terms = RegionTerms(float(t["weight"]), float(t["primary_weight"]), float(t["global_scale"]),
+                                np.asarray(t["pair_scales"], np.float64))
+        try:
+            return SearchParams(self.schema, self.prototypes, model["lam"].detach().cpu().numpy(),
+                                model["W"].detach().cpu().numpy(),
+                                self.region_weight if region_weight is None else region_weight,
+                                dict(self.region_prototypes), terms)
+        except UsageError as e:
+            raise CheckpointError(f"{self.path}: {e}; run 'fsn calibrate' on the run again") from None
+
     def meta(self) -> dict[str, Any]:
         """What :func:`load_run` returns beside the model."""
         return {"path": self.path, "schema": self.schema, "preset": self.preset, "preprocessing": self.preprocessing,
                 "method": self.method, "prototypes": self.prototypes, "region_weight": self.region_weight,
-                "metrics": self.metrics, "config": self.config, "data": self.data}
+                "metrics": self.metrics, "config": self.config, "data": self.data,
+                "region_prototypes": dict(self.region_prototypes), "region_terms": self.region_terms,
+                "roi": self.roi_choice, "calibration": self.calibration, "search_params": self.search_params()}
 
 
 @dataclass(eq=False)

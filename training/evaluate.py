@@ -7,6 +7,7 @@ gallery and query rows only.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,6 @@ from fashionsearchnet.errors import CheckpointError
 from fashionsearchnet.evaluation.figures import MethodFeatures
 from fashionsearchnet.evaluation.protocol import evaluate
 from fashionsearchnet.evaluation.searchers import Bars, eval_rows, searchers_of
-from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.checkpoint import CHECKPOINT_NAME, check_schema, load_run
 from fashionsearchnet.training.extract import extract
@@ -43,10 +43,10 @@ def _method_arrays(run: str | Path, method: str, dataset: Dataset, rows: np.ndar
     model, meta = load_run(Path(run) / method, device=device)
     check_schema(meta["schema"], dataset.schema, str(meta["path"]))
     if bars is None:
-        feats = extract(model, dataset, rows, device=device)
+        feats = extract(model, dataset, rows, device=device, roi_choice=meta["roi"])
     else:
         with bars(len(rows), f"{method}: features") as adv:
-            feats = extract(model, dataset, rows, device=device, progress=adv)
+            feats = extract(model, dataset, rows, device=device, progress=adv, roi_choice=meta["roi"])
     return feats, model, meta
 
 
@@ -68,9 +68,9 @@ def run_features(run: str | Path, dataset: Dataset, methods: Sequence[str] | Non
         feats, model, meta = _method_arrays(run, m, dataset, rows, device, bars)
         table = FeatureTable.scatter(len(dataset), rows,
                                      FeatureTable(feats["attr_reps"], feats["region_reps"], feats["probs"]))
-        params = SearchParams(schema=meta["schema"], prototypes=meta["prototypes"],
-                              lam=model.lam.detach().cpu().numpy(), W=model.W.detach().cpu().numpy(),
-                              region_weight=meta["region_weight"] if region_weight is None else region_weight)
+        params = meta["search_params"]  # with the run's region prototypes and fsn_region terms (issue 17)
+        if region_weight is not None:
+            params = dataclasses.replace(params, region_weight=region_weight)
         boxes = np.zeros((len(dataset),) + feats["boxes"].shape[1:], np.float32)
         boxes[rows] = feats["boxes"]
         hw = meta["preset"].conv5_size()

@@ -12,6 +12,7 @@ import torch
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.data.preprocess import Preprocessing, read_image
 from fashionsearchnet.runtime import roi
+from fashionsearchnet.runtime.roi_settings import RoiChoice, RoiSettings
 from fashionsearchnet.training.model import FashionSearchNet
 
 Progress = Callable[[int], None] | None
@@ -32,29 +33,39 @@ def to_tensor(batch_uint8: np.ndarray, pre: Preprocessing, device: str | torch.d
     return torch.from_numpy(pre.normalize(batch_uint8)).to(device)
 
 
-def boxes_for(model: FashionSearchNet, aams: np.ndarray, region_maps: np.ndarray) -> np.ndarray:
-    """(B, A+R, 4) boxes for ``heads``: AAM/region boxes, or the whole map for the no_aam baseline."""
+def boxes_for(model: FashionSearchNet, aams: np.ndarray, region_maps: np.ndarray,
+              settings: RoiSettings | None = None) -> np.ndarray:
+    """(B, A+R, 4) boxes for ``heads``: AAM/region boxes (``settings``; None: the paper's 0.2, what training
+    pools), or the whole map for the no_aam baseline."""
     b, a, h, w = aams.shape
     if model.method == "no_aam":
         return roi.full_boxes(b, a + region_maps.shape[1], h, w)
-    return roi.all_boxes(aams, region_maps, model.schema)
+    if settings is None:
+        return roi.all_boxes(aams, region_maps, model.schema)
+    return roi.settings_boxes(aams, region_maps, model.schema, settings)
 
 
 @torch.no_grad()
 def extract_arrays(model: FashionSearchNet, images: np.ndarray, pre: Preprocessing, batch_size: int = 64,
-                   device: str = "cpu", progress: Progress = None) -> dict[str, np.ndarray]:
-    """uint8 (N,S,S,3) -> attr_reps (N,A,D), region_reps (N,P,D), probs (N,sumC), boxes (N,A+R,4) float32."""
+                   device: str = "cpu", progress: Progress = None,
+                   roi_choice: RoiChoice | None = None) -> dict[str, np.ndarray]:
+    """uint8 (N,S,S,3) -> attr_reps (N,A,D), region_reps (N,P,D), probs (N,sumC), boxes (N,A+R,4) float32.
+
+    ``roi_choice`` (a checkpoint's ``Checkpoint.roi_choice``; None: the paper's 0.2 for both): the heads pool its
+    ``heads`` boxes; ``boxes`` are its ``display`` boxes, as the runtime's ``Features`` (the same ROI code)."""
     model.eval()
     parts: dict[str, list[np.ndarray]] = {"attr_reps": [], "region_reps": [], "probs": [], "boxes": []}
     for s in range(0, len(images), batch_size):
         x = to_tensor(images[s:s + batch_size], pre, device)
         conv5, probs, aams, region_maps = model.backbone(x)
-        boxes = boxes_for(model, aams.cpu().numpy(), region_maps.cpu().numpy())
+        a_np, r_np = aams.cpu().numpy(), region_maps.cpu().numpy()
+        boxes = boxes_for(model, a_np, r_np, None if roi_choice is None else roi_choice.heads)
+        shown = boxes if roi_choice is None or roi_choice.same else boxes_for(model, a_np, r_np, roi_choice.display)
         attr_reps, region_reps = model.heads(conv5, torch.from_numpy(boxes).to(device))
         parts["attr_reps"].append(attr_reps.cpu().numpy())
         parts["region_reps"].append(region_reps.cpu().numpy())
         parts["probs"].append(probs.cpu().numpy())
-        parts["boxes"].append(boxes)
+        parts["boxes"].append(shown)
         if progress:
             progress(len(x))
     if not parts["probs"]:
@@ -66,7 +77,8 @@ def extract_arrays(model: FashionSearchNet, images: np.ndarray, pre: Preprocessi
 
 
 def extract(model: FashionSearchNet, dataset: Dataset, rows: np.ndarray | None = None, batch_size: int = 64,
-            device: str = "cpu", progress: Progress = None) -> dict[str, np.ndarray]:
+            device: str = "cpu", progress: Progress = None,
+            roi_choice: RoiChoice | None = None) -> dict[str, np.ndarray]:
     """Features of dataset ``rows`` (default: all) via the PyTorch reference path; see :func:`extract_arrays`."""
     rows = np.arange(len(dataset)) if rows is None else np.asarray(rows, np.int64)
     pre = Preprocessing(model.preset.input_size)
@@ -74,7 +86,7 @@ def extract(model: FashionSearchNet, dataset: Dataset, rows: np.ndarray | None =
     chunk = 1024  # bound memory: decode a chunk, extract it
     for s in range(0, max(len(rows), 1), chunk):
         part = rows[s:s + chunk]
-        feats = extract_arrays(model, load_resized(dataset, part, pre), pre, batch_size, device, progress)
+        feats = extract_arrays(model, load_resized(dataset, part, pre), pre, batch_size, device, progress, roi_choice)
         for k, v in feats.items():
             out.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in out.items()}

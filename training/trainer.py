@@ -206,8 +206,21 @@ class Trainer:
                 # stage-3 state files carry the stage-2 metrics so that a resumed run still reports them
                 metrics["stage3"] = self.stage3(model, reps, protos, path, r3, metrics["stage2"])
             metrics["method_s"] = time.monotonic() - t_m
-            summary[method] = {"checkpoint": str(self._finish(model, protos, metrics)), "metrics": metrics}
+            path = self._finish(model, protos, metrics)
+            summary[method] = {"checkpoint": str(path), "metrics": metrics}
+            if method == "fsn" and self.main:
+                summary[method]["calibration"] = self.calibrate(path)
         return summary
+
+    def calibrate(self, path: Path) -> dict[str, Any] | None:
+        """Issue 17's validation choices written into the fsn checkpoint (the code of ``fsn calibrate``)."""
+        from fashionsearchnet.training.calibrate import MIN_ROWS, calibrate_checkpoint
+
+        if len(self.train_rows) < MIN_ROWS:
+            log.info("fsn: %d training rows, fewer than %d: not calibrated (the paper's ROI step, image-level "
+                     "prototypes for region requests)", len(self.train_rows), MIN_ROWS)
+            return None
+        return calibrate_checkpoint(path, dataset=self.ds)
 
 
 def train(dataset: Dataset, out: str | Path, cfg: TrainConfig, bars: Bars | None = None,

@@ -8,6 +8,12 @@ seconds).
 
 The example searches go through :class:`~fashionsearchnet.app.gallery_service.GalleryService`, the same code
 the HTTP service runs. Torch is imported only by the train and export steps.
+
+Reference bundle (issue 17): a model trained for minutes cannot show region search. When the package ships a
+bundle in ``app/demo/reference/`` (``manifest.json`` + its files, ``MODEL_CARD.md`` beside them: the command that
+trained it, data seed, metrics, sha256), the demo still trains, exports and indexes a fresh model to show the
+pipeline, then also indexes the catalogue with the reference bundle (``reference-gallery/``); the report's
+searches and the kiosk (``fsn serve``) use that gallery, and the report says so.
 """
 from __future__ import annotations
 
@@ -25,6 +31,14 @@ log = logging.getLogger(__name__)
 
 Bars = Callable[[int | None, str], ContextManager[Callable[[int], None]]]
 STATE = "demo.json"
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"  # a bundle shipped with the package, if any
+AUTO = "packaged"
+STEPS = ("data", "run", "bundle", "gallery", "reference")
+
+
+def packaged_reference(folder: Path = REFERENCE_DIR) -> Path | None:
+    """The reference bundle shipped in the package (``app/demo/reference/manifest.json``), or None."""
+    return folder if (folder / "manifest.json").is_file() else None
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class DemoConfig:
                 "run": ("count", "size", "seed", "preset", "epochs", "batch_size", "lr")}
         keys["bundle"] = keys["run"]
         keys["gallery"] = keys["run"]
+        keys["reference"] = keys["data"]  # and the reference bundle itself: the gallery is bound to its sha256
         return {k: d[k] for k in keys[step]}
 
 
@@ -54,8 +69,9 @@ class DemoConfig:
 class DemoResult:
     out: Path
     report: Path
-    gallery: Path
+    gallery: Path  # the gallery the report searched and ``fsn serve`` should open
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference: Path | None = None  # the reference bundle that answered the searches, if one was used
 
 
 def _no_bar(total: int | None, desc: str):
@@ -129,14 +145,15 @@ def _step_export(out: Path, run: Path) -> Path:
     return bundle
 
 
-def _step_index(out: Path, bundle: Path, data: Path, cfg: DemoConfig, bars: Bars) -> Path:
+def _step_index(out: Path, bundle: Path, data: Path, cfg: DemoConfig, bars: Bars, name: str = "gallery",
+                label: str = "4/4 index") -> Path:
     from fashionsearchnet.gallery.indexer import index_catalogue
 
-    gallery = out / "gallery"
+    gallery = out / name
     holder: dict[str, Any] = {}
 
     def on_total(total: int, done: int) -> None:
-        holder["cm"] = bars(total, "4/4 index")
+        holder["cm"] = bars(total, label)
         holder["advance"] = holder["cm"].__enter__()
         holder["advance"](done)
 
@@ -164,9 +181,12 @@ def _gallery_matches_bundle(gallery: Path, bundle: Path) -> bool:
     return len(Gallery.open(gallery, bundle=Bundle.open(bundle))) > 0
 
 
-def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = None) -> DemoResult:
-    """Run (or reuse) every step and write ``out/report.html``."""
+def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = None,
+          reference: str | Path | None = AUTO) -> DemoResult:
+    """Run (or reuse) every step and write ``out/report.html``. ``reference``: a bundle folder that answers the
+    report's searches (module doc); the default is the one shipped in the package, if any; None: the fresh model."""
     bars = bars or _no_bar
+    ref = packaged_reference() if reference == AUTO else (Path(reference).resolve() if reference else None)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out)
@@ -179,7 +199,7 @@ def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = N
             log.info("%s: reusing %s", name, out / name)
             steps[name] = {"reused": True, "seconds": state[name].get("seconds", 0.0)}
             return
-        for later in ("data", "run", "bundle", "gallery")[("data", "run", "bundle", "gallery").index(name):]:
+        for later in STEPS[STEPS.index(name):]:
             state.pop(later, None)  # everything after a rebuilt step is rebuilt too
         _save_state(out, state)
         make()
@@ -193,13 +213,32 @@ def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = N
     step("run", lambda: (run / "fsn" / "checkpoint.pt").is_file(), lambda: _step_train(out, data, cfg, bars))
     step("bundle", lambda: _bundle_matches_run(bundle, run), lambda: _step_export(out, run))
     step("gallery", lambda: _gallery_matches_bundle(gallery, bundle), lambda: _step_index(out, bundle, data, cfg, bars))
+    searched = gallery
+    if ref is not None:
+        searched = out / "reference-gallery"
+        step("reference", lambda: _gallery_matches_bundle(searched, ref),
+             lambda: _step_index(out, ref, data, cfg, bars, "reference-gallery", "5/5 index (reference model)"))
     t0 = time.perf_counter()
-    report = _step_report(out, cfg, steps)
+    report = _step_report(out, cfg, steps, searched, ref)
     steps["report"] = {"reused": False, "seconds": round(time.perf_counter() - t0, 1)}
-    return DemoResult(out, report, gallery, steps)
+    return DemoResult(out, report, searched, steps, ref)
 
 
-def _step_report(out: Path, cfg: DemoConfig, steps: dict[str, dict[str, Any]]) -> Path:
+def _model_info(ref: Path | None) -> dict[str, Any]:
+    """Which model answered the report's searches (JSON-able)."""
+    if ref is None:
+        return {"reference": False}
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    b = Bundle.open(ref)
+    card = ref / "MODEL_CARD.md"
+    return {"reference": True, "bundle": str(ref), "sha256": b.sha256, "method": b.method,
+            "preset": b.manifest.get("run", {}).get("preset", {}).get("name"),
+            "model_card": str(card) if card.is_file() else None}
+
+
+def _step_report(out: Path, cfg: DemoConfig, steps: dict[str, dict[str, Any]], gallery: Path | None = None,
+                 ref: Path | None = None) -> Path:
     """Open the gallery like the service does, run the example searches and write ``report.html`` (+ ``.json``)."""
     from fashionsearchnet.app.demo.examples import make_examples, run_examples
     from fashionsearchnet.app.demo.report import report_data, write_report
@@ -207,13 +246,14 @@ def _step_report(out: Path, cfg: DemoConfig, steps: dict[str, dict[str, Any]]) -
     from fashionsearchnet.data.dataset import load_dataset
 
     ds = load_dataset(out / "data")
-    service = GalleryService(out / "gallery", backend="ort")
+    gallery = gallery or out / "gallery"
+    service = GalleryService(gallery, backend="ort")
     service.load()
     try:
         examples = make_examples(ds)
         run_examples(ds, service, examples, cfg.k)
-        data = report_data(ds, examples, cfg=asdict(cfg), gallery=out / "gallery", service=service.describe(),
-                           steps=steps)
+        data = report_data(ds, examples, cfg=asdict(cfg), gallery=gallery, service=service.describe(),
+                           steps=steps, model=_model_info(ref))
         return write_report(out, data, ds)
     finally:
         service.close()

@@ -29,9 +29,11 @@ def _hex(rgb: Sequence[int]) -> str:
 
 
 def report_data(ds: Any, examples: Sequence[Any], cfg: Mapping[str, Any], gallery: str | Path,
-                service: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Everything the report says (JSON-able): the configuration, the gallery, and per example its query,
-    request, predictions, boxes, ranked results with their truth and mark, counts and timing."""
+                service: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]],
+                model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report says (JSON-able): the configuration, the gallery, which model answered (``model``:
+    ``{"reference": False}`` = the one the demo trained), and per example its query, request, predictions, boxes,
+    ranked results with their truth and mark, counts and timing."""
     from fashionsearchnet.gallery.explain import box_color
 
     out = []
@@ -58,6 +60,7 @@ def report_data(ds: Any, examples: Sequence[Any], cfg: Mapping[str, Any], galler
             "took_ms": round(ex.took_ms, 1),
         })
     return {"config": json.loads(json.dumps(dict(cfg))), "gallery": str(gallery), "items": service["items"],
+            "model": json.loads(json.dumps(dict(model or {"reference": False}))),
             "backend": service["backend"], "examples": out,
             "steps": {k: {"reused": bool(v.get("reused")), "seconds": float(v.get("seconds", 0.0))}
                       for k, v in steps.items()}}

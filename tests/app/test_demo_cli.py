@@ -57,3 +57,21 @@ def test_demo_rebuilds_only_what_is_damaged(kiosk_demo, tmp_path):
 def test_demo_refuses_a_too_small_catalogue(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--count", "10"]) == 2
     assert "--count 10" in capsys.readouterr().err
+
+
+def test_demo_answers_with_a_reference_bundle_and_still_trains(kiosk_demo, tiny_bundle, tmp_path):
+    """With a reference bundle (here the checked-in tiny one) the catalogue is also indexed with it, and the
+    report's searches and the kiosk use that gallery; the fresh model is still trained, exported and indexed."""
+    res, cfg = kiosk_demo
+    copy = tmp_path / "demo"
+    shutil.copytree(res.out, copy)
+    again = build(copy, cfg, reference=tiny_bundle)
+    assert [k for k, v in again.steps.items() if not v["reused"]] == ["reference", "report"]
+    assert again.gallery == copy / "reference-gallery" and again.reference == tiny_bundle
+    data = json.loads((copy / "report.json").read_text())
+    assert data["model"]["reference"] and data["model"]["bundle"] == str(tiny_bundle)
+    assert data["gallery"] == str(copy / "reference-gallery")
+    assert "answered by the reference bundle" in again.report.read_text(encoding="utf-8")
+    # without a reference, the fresh model answers
+    plain = build(copy, cfg, reference=None)
+    assert plain.gallery == copy / "gallery" and not json.loads((copy / "report.json").read_text())["model"]["reference"]

@@ -177,18 +177,52 @@ def test_fsn_region_scores_plain_requests_with_the_global_representation(params)
         assert not np.array_equal(g[other], g[want])  # the two scorings do rank this table differently
 
 
-def test_region_weight_downweights_the_rest(params):
+def test_fsn_region_is_the_global_distance_plus_scaled_region_terms_by_hand(params):
+    """Hand computation with lam = 1 and W = identity (the global representation is the concatenation):
+    fsn_region = |F(q) - F(g)|^2 + global_scale * sum_p c_p |r_p(q) - r_p(g)|^2 / scale_p (module doc)."""
+    from fashionsearchnet.search.params import RegionTerms, SearchParams
+
     sch = params.schema
-    t = random_table(sch, 2)
-    q = FeatureTable(t.attr_reps[:1] + 1.0, t.region_reps[:1].copy(), t.probs[:1])
-    p = sch.region_pair_index("collar", "color")
+    A, D, P = len(sch.attributes), params.dim, len(sch.region_pairs)
+    eye = np.broadcast_to(np.eye(A * D, dtype=np.float32), (A + 1, A * D, A * D)).copy()
+    scales = np.arange(1.0, P + 1.0)  # pair p's scale p + 1
+    terms = RegionTerms(weight=2.0, primary_weight=0.5, global_scale=4.0, pair_scales=scales)
+    hp = SearchParams(sch, params.prototypes, np.ones((A + 1, A), np.float32), eye, 0.25, {}, terms)
+    t = random_table(sch, 1)
+    q = FeatureTable(t.attr_reps + 1.0, t.region_reps + 1.0, t.probs)  # every representation off by 1
+    pc = sch.region_pair_index("collar", "color")
     ak, vr = sch.attr_index("color"), sch.value_index("color", "red")
-    q.region_reps[0, p] = t.region_reps[0, p] + 2.0
-    t.region_reps[0, p] = params.prototypes[ak][vr] + 0.5
-    d = score(params, q, Request(region=(("collar", "color", "red"),)), t, "fsn_region", np.array([0]))[0, 0]
-    A, D = 5, params.dim
-    hand = 0.3 * A * D * 1.0 + 1.0 * D * 0.25  # every attribute rep off by 1 (weight 0.3), the asked pair by 0.5
-    assert d == pytest.approx(hand, rel=1e-5)
+    t.region_reps[0, pc] = params.prototypes[ak][vr] + 0.5  # the asked pair: 0.5 from the red prototype
+    d = score(hp, q, Request(region=(("collar", "color", "red"),)), t, "fsn_region", np.array([0]))[0, 0]
+    glob = A * D * 1.0  # no image-level change for a collar request
+    asked = 2.0 * 4.0 * (D * 0.25) / scales[pc]
+    rest = sum(0.25 * 2.0 * 4.0 * D * 1.0 / scales[p] for p in range(P) if p != pc)
+    assert d == pytest.approx(glob + asked + rest, rel=1e-6)
+    # a torso request: the image-level colour is substituted in the global term, the pair weighs primary_weight
+    pt = sch.region_pair_index("torso", "color")
+    t2 = FeatureTable(q.attr_reps.copy(), q.region_reps.copy(), q.probs)
+    t2.attr_reps[0, ak] = params.prototypes[ak][vr] + 1.0  # its colour rep is 1 from red, the rest equal
+    t2.region_reps[0, pt] = params.prototypes[ak][vr]
+    d2 = score(hp, q, Request(region=(("torso", "color", "red"),)), t2, "fsn_region", np.array([0]))[0, 0]
+    assert d2 == pytest.approx(D * 1.0, rel=1e-6)  # only the global colour block differs; the torso term is 0
+    t2.region_reps[0, pt] += 1.0
+    d3 = score(hp, q, Request(region=(("torso", "color", "red"),)), t2, "fsn_region", np.array([0]))[0, 0]
+    assert d3 - d2 == pytest.approx(0.5 * 4.0 * D / scales[pt], rel=1e-6)
+
+
+def test_uncalibrated_params_score_torso_requests_as_fsn_plus_untouched_pairs(params):
+    """Without stored terms: primary_weight 0, so a torso request differs from fsn's image-level request only by
+    the untouched pairs (region_weight x weight); with region_weight 0 it is fsn exactly."""
+    from fashionsearchnet.search.params import SearchParams
+
+    sch = params.schema
+    zero = SearchParams(sch, params.prototypes, params.lam, params.W, 0.0)
+    t = random_table(sch, 25)
+    req = Request(region=(("torso", "color", "red"),))
+    g = np.arange(25)
+    a = score(zero, t.take([0, 3]), req, t, "fsn_region", g)
+    b = score(zero, t.take([0, 3]), Request(set=(("color", "red"),)), t, "fsn", g)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_primary_region_request_also_substitutes_image_level(params):

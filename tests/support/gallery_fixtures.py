@@ -76,26 +76,7 @@ def reference_distance(params: SearchParams, q: dict, g: dict, manip: dict, meth
             off += c
         return float(((qv - g["probs"]) ** 2).sum())
     if method == "fsn_region":
-        w = params.region_weight
-        qa = q["attr"].astype(np.float64).copy()
-        qr = q["region"].astype(np.float64).copy()
-        aw = [w] * A
-        pw = [w] * len(sch.region_pairs)
-        for a, v in manip.items():
-            qa[a] = params.prototypes[a][v]
-            aw[a] = 1.0
-        for reg, attr, value in region or ():
-            p = sch.region_pairs.index((reg, attr))
-            a = sch.names.index(attr)
-            v = sch.attributes[a].values.index(value)
-            qr[p] = params.prototypes[a][v]
-            pw[p] = 1.0
-            if reg == sch.primary_region:
-                qa[a] = params.prototypes[a][v]
-                aw[a] = 1.0
-        d = sum(aw[a] * ((qa[a] - g["attr"][a]) ** 2).sum() for a in range(A))
-        d += sum(pw[p] * ((qr[p] - g["region"][p]) ** 2).sum() for p in range(len(pw)))
-        return float(d)
+        return reference_region_distance(params, q, g, manip, region or ())
     qa = q["attr"].astype(np.float64).copy()
     for a, v in manip.items():
         qa[a] = params.prototypes[a][v]
@@ -106,6 +87,53 @@ def reference_distance(params: SearchParams, q: dict, g: dict, manip: dict, meth
         fg = np.concatenate([g["attr"][a] * params.lam[s, a] for a in range(A)]) @ params.W[s].astype(np.float64)
         total += ((fq - fg) ** 2).sum()
     return total / len(sets)
+
+
+def _mean_pair_sq_loop(rows) -> float:
+    vals = [float(((np.asarray(rows[i], np.float64) - np.asarray(rows[j], np.float64)) ** 2).sum())
+            for i in range(len(rows)) for j in range(i + 1, len(rows))]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def reference_region_distance(params: SearchParams, q: dict, g: dict, manip: dict, region) -> float:
+    """fsn_region by hand from docs/design.md: the fsn distance with the image-level ``manip`` plus the requests
+    on the primary region, divided by the global scale, plus each region pair's squared distance (a requested
+    pair's query side = the region prototype of the asked value) over the pair's scale, weighted ``weight``
+    (requested collar/sleeve), ``primary_weight`` (requested torso) or ``region_weight * weight`` (untouched).
+    Scales (uncalibrated params): the mean squared distance between two values' prototypes, through lam[0] and
+    W[0]'s block for the global term (averaged over attributes), between region prototypes for a pair."""
+    sch = params.schema
+    A, D = len(sch.attributes), params.dim
+    manip = dict(manip)
+    req = {}
+    for reg, attr, value in region:
+        a = sch.names.index(attr)
+        v = sch.attributes[a].values.index(value)
+        req[sch.region_pairs.index((reg, attr))] = (reg, attr, v)
+        if reg == sch.primary_region:
+            manip[a] = v
+    terms = params.region_terms
+    if terms is None:
+        gl = []
+        for a in range(A):
+            block = params.W[0][a * D:(a + 1) * D].astype(np.float64) * float(params.lam[0][a])
+            gl.append(_mean_pair_sq_loop([np.asarray(p, np.float64) @ block for p in params.prototypes[a]]))
+        gs = sum(gl) / A or 1.0
+        scales = [(_mean_pair_sq_loop(params.region_prototype(r, a)) or 1.0) for r, a in sch.region_pairs]
+        weight, primary_weight = 1.0, 0.0
+    else:
+        gs, scales = terms.global_scale, list(terms.pair_scales)
+        weight, primary_weight = terms.weight, terms.primary_weight
+    d = reference_distance(params, q, g, manip, "fsn") / gs
+    for p, (reg, attr) in enumerate(sch.region_pairs):
+        qr = np.asarray(q["region"][p], np.float64)
+        if p in req:
+            qr = np.asarray(params.region_prototype(reg, attr)[req[p][2]], np.float64)
+            c = primary_weight if reg == sch.primary_region else weight
+        else:
+            c = params.region_weight * weight
+        d += c * float(((qr - g["region"][p]) ** 2).sum()) / scales[p]
+    return d * gs
 
 
 def row(table: FeatureTable, i: int) -> dict:

@@ -1,4 +1,5 @@
 """fsn train / fsn eval end to end on a tiny synthetic set; losses fall; resume; bad input -> clear errors."""
+import dataclasses
 import json
 import shutil
 
@@ -175,28 +176,27 @@ def test_resume_checks_global_negatives_and_accepts_runs_from_before_the_option(
 def test_eval_region_weight_override(run, data, tmp_path):
     from fashionsearchnet.evaluation.protocol import evaluate
     from fashionsearchnet.search.exact import ExactSearcher
-    from fashionsearchnet.search.params import SearchParams
     from fashionsearchnet.search.request import Request
     from fashionsearchnet.training.evaluate import build_searchers
 
     ds = load_dataset(data)
     stored = build_searchers(run, ds, methods=["fsn"])
-    assert stored["fsn_region"].params.region_weight == 0.5  # what the run was trained with (the default)
+    # what the run stores: chosen on validation at the end of training (training/calibrate.py)
+    assert stored["fsn_region"].params.region_weight == Checkpoint.load(run / "fsn").region_weight
     over = build_searchers(run, ds, methods=["fsn"], region_weight=1.0)["fsn_region"]
     assert over.params.region_weight == 1.0
     # a region request through the override equals the stored features searched with weight 1.0 by hand
     s = stored["fsn_region"]
 
     def by_hand(w):
-        return ExactSearcher(SearchParams(s.params.schema, s.params.prototypes, s.params.lam, s.params.W, w),
-                             s.features, method="fsn_region")
+        return ExactSearcher(dataclasses.replace(s.params, region_weight=w), s.features, method="fsn_region")
 
     reg, attr = next((r, a) for r, a in ds.schema.region_pairs if r != ds.schema.primary_region)
     req = Request(region=((reg, attr, ds.schema.attributes[ds.schema.attr_index(attr)].values[0]),))
     q, g = ds.indices("query"), ds.indices("gallery")
     got = over.search(q, [req] * len(q), g, 10)
     assert np.array_equal(got, by_hand(1.0).search(q, [req] * len(q), g, 10))
-    # and the weight matters: weight 0 keeps only the requested representation
+    # and the weight matters: weight 0 drops the terms of the pairs the request does not touch
     assert not np.array_equal(got, by_hand(0.0).search(q, [req] * len(q), g, 10))
     with pytest.raises(SystemExit) as e:  # argparse: one-line usage error, exit 2
         main(["eval", str(run), str(data), "--json", str(tmp_path / "x.json"), "--region-weight", "1.5"])
