@@ -142,3 +142,47 @@ def test_photo_upload_and_catalogue_paging(browser, kiosk_server, kiosk_demo, tm
     page.wait_for_selector("#grid[data-sets='sleeve:color=red']", timeout=20000)
     assert len(_shown(page)) == 12
     page.close()
+
+
+def test_describe_it_without_a_photo(browser, kiosk_server, kiosk_demo):
+    """Issue 24: "Describe it" - pick values (no photo), the grid shows what POST /search answers for those sets
+    alone, and the described category is over-represented against the catalogue; touch-sized controls."""
+    res, _ = kiosk_demo
+    labels = _labels(res.out / "data")
+    page = browser.new_page(viewport={"width": 1080, "height": 1600}, has_touch=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.goto(kiosk_server + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page.locator("#describe").tap()
+    page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)
+    assert _shown(page) == [] and page.locator("#query-figure").is_hidden()
+    assert page.locator("#attr-controls .chip.detected").count() == 0  # nothing detected: no photo
+    box = page.locator("#describe").bounding_box()
+    assert box["height"] >= 56  # touch-sized
+    assert min(c["height"] for c in page.locator("#attr-controls .chip").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().toJSON())")) >= 48
+    counts = Counter(r["category"] for r in labels.values())
+    category = min((c for c in counts if counts[c] >= 12), key=counts.get)  # the rarest with a page of items
+    page.locator(f"#attr-controls .attr-row[data-attr='category'] .chip[data-value='{category}']").tap()
+    page.wait_for_selector(f"#grid[data-mode='results'][data-sets='category={category}']", timeout=20000)
+    shown = _shown(page)
+    want = _api(kiosk_server, "/search", {"sets": [f"category={category}"], "k": 12})
+    assert shown == [r["id"] for r in want["results"]] and len(shown) == 12
+    base = counts[category] / sum(counts.values())
+    frac = np.mean([labels[i]["category"] == category for i in shown])
+    assert frac > base, (category, frac, base)
+    # a region value as well: both are sent, in the order picked
+    page.locator("#region-tabs .tab[data-region='sleeve']").tap()
+    page.locator("#region-controls .attr-row[data-attr='sleeve:color'] .chip[data-value='red']").tap()
+    page.wait_for_selector(f"#grid[data-sets='category={category},sleeve:color=red']", timeout=20000)
+    want = _api(kiosk_server, "/search", {"sets": [f"category={category}", "sleeve:color=red"], "k": 12})
+    assert _shown(page) == [r["id"] for r in want["results"]]
+    assert page.locator("#results-title").inner_text() == "Matching your description"
+    # "Start again" drops every value: back to the prompt, no request that the service would refuse
+    page.locator("#reset").tap()
+    page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)
+    assert _shown(page) == [] and page.locator("#toast").is_hidden()
+    assert not errors, errors
+    page.close()
