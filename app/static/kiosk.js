@@ -104,6 +104,9 @@
     $("results-title").textContent = "Pick what you are looking for";
     $("changes").replaceChildren();
     renderGrid([], "describe");
+    const hint = document.createElement("div"); hint.className = "empty"; hint.dataset.testid = "describe-hint";
+    hint.textContent = "Tap a colour, a category or any other value on the left: the items that show them appear here.";
+    $("grid").appendChild(hint);
   }
 
   function choosePhoto(file) {

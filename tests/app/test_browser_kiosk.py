@@ -155,12 +155,12 @@ def test_describe_it_without_a_photo(browser, kiosk_server, kiosk_demo):
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     page.goto(kiosk_server + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    assert page.locator("#describe").bounding_box()["height"] >= 56  # touch-sized (before a tap: :active shrinks it)
     page.locator("#describe").tap()
     page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)
     assert _shown(page) == [] and page.locator("#query-figure").is_hidden()
+    assert page.locator("#grid [data-testid=describe-hint]").is_visible()
     assert page.locator("#attr-controls .chip.detected").count() == 0  # nothing detected: no photo
-    box = page.locator("#describe").bounding_box()
-    assert box["height"] >= 56  # touch-sized
     assert min(c["height"] for c in page.locator("#attr-controls .chip").evaluate_all(
         "els => els.map(e => e.getBoundingClientRect().toJSON())")) >= 48
     counts = Counter(r["category"] for r in labels.values())
