@@ -38,6 +38,8 @@ def run_compose(ds, searchers: dict, per_size: int, seed: int) -> dict[str, dict
     for mode in COMPOSE_UNSET_MODES:
         s = {n: ExactSearcher(dataclasses.replace(x.params, compose_unset=mode), x.features, x.method)
              for n, x in searchers.items()}
+        if "fsn" in searchers:  # the label filter's classifier, ranked by probability instead of filtered
+            s["fsn_probs"] = ExactSearcher(searchers["fsn"].params, searchers["fsn"].features, "attribute")
         out[mode] = evaluate_compose(ds, s, seed=seed, max_queries=per_size, ks=KS, baseline_probs=probs)
     return out
 
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.per_size} combinations of each size 1-3 drawn from gallery items' labels (seed {args.seed}). "
           "Hit = an item with every described value. `label_filter`: items whose predicted labels (the fsn "
           "model's classifier, what `--filter` uses) match every value first, in a fixed random order, then "
-          "items matching fewer. Confidence groups: tertiles of that classifier's mean joint probability of the "
+          "items matching fewer. `fsn_probs`: the same classifier ranking by the joint probability of the "
+          "described values (the attribute baseline's scoring on the fsn model's heads). Confidence groups: tertiles of that classifier's mean joint probability of the "
           "described values over the items that have them.", "",
           f"Unset attributes: **{chosen}**, chosen on a validation split of {result['validation_rows']} training "
           f"rows of `{result['train_data']}` by fsn precision@10 (validation prec10 per mode: {v}).", "",
