@@ -8,7 +8,7 @@ chosen on a validation split carved from the TRAINING rows; then the test figure
 
 The validation split is ``region_weight.validation_split`` (a seeded sample of training rows relabelled
 gallery/query; the test catalogue is not looked at). The choice: the mode with the higher validation
-precision@10 of ``fsn``. Writes OUT.json and OUT.md (command, machine). Features: the PyTorch reference path.
+precision@10 of ``fsn`` (else ``fsn_region`` / ``no_aam``, whichever was trained). Writes OUT.json and OUT.md (command, machine). Features: the PyTorch reference path.
 """
 from __future__ import annotations
 
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     val_ds = validation_split(load_dataset(args.train_data or args.data), 0.0, args.val_rows, args.seed)
     val = run_compose(val_ds, searchers_of(run, val_ds, methods, args.device), args.per_size, args.seed)
-    chosen = max(COMPOSE_UNSET_MODES, key=lambda m: (val[m]["compose"]["fsn"]["prec10"], m == "omit"))
+    judge = next((m for m in GLOBAL if m in val["omit"]["compose"]), None)  # fsn when trained
+    chosen = max(COMPOSE_UNSET_MODES, key=lambda m: (val[m]["compose"][judge]["prec10"] if judge else 0.0,
+                                                     m == "omit"))
     log.info("validation: %s", {m: val[m]["compose"]["fsn"]["prec10"] for m in val})
     test_ds = load_dataset(args.data)
     test = run_compose(test_ds, searchers_of(run, test_ds, methods, args.device), args.per_size, args.seed)
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
           "described values (the attribute baseline's scoring on the fsn model's heads). Confidence groups: tertiles of that classifier's mean joint probability of the "
           "described values over the items that have them.", "",
           f"Unset attributes: **{chosen}**, chosen on a validation split of {result['validation_rows']} training "
-          f"rows of `{result['train_data']}` by fsn precision@10 (validation prec10 per mode: {v}).", "",
+          f"rows of `{result['train_data']}` by {judge} precision@10 (validation prec10 per mode: {v}). `label_filter` / `fsn_probs` read "
+          f"the {'fsn' if 'fsn' in test[chosen]['compose'] else 'first method'}'s classifier.", "",
           f"## Test, unset = {chosen}", "", *table(test[chosen], ("compose",) + groups), "",
           f"## Test, unset = {other} (not chosen)", "", *table(test[other], ("compose",) + groups)]
     write_report(args.out, result, md)
