@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = next((m for m in GLOBAL if m in val["omit"]["compose"]), None)  # fsn when trained
     chosen = max(COMPOSE_UNSET_MODES, key=lambda m: (val[m]["compose"][judge]["prec10"] if judge else 0.0,
                                                      m == "omit"))
-    log.info("validation: %s", {m: val[m]["compose"]["fsn"]["prec10"] for m in val})
+    log.info("validation (%s): %s", judge, {m: val[m]["compose"][judge]["prec10"] for m in val} if judge else None)
     test_ds = load_dataset(args.data)
     test = run_compose(test_ds, searchers_of(run, test_ds, methods, args.device), args.per_size, args.seed)
     took = time.monotonic() - t0
