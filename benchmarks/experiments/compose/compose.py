@@ -50,6 +50,17 @@ def searchers_of(run: Path, ds, methods, device: str) -> dict:
     return build_searchers(run, ds, methods, device)
 
 
+def test_gallery_sample(ds, rows: int, seed: int):
+    """``ds`` with a seeded sample of ``rows`` gallery rows kept as the gallery; every other row -> 'unused'."""
+    import numpy as np
+
+    g = ds.indices("gallery")
+    keep = np.sort(np.random.default_rng([seed, 43]).choice(g, min(rows, len(g)), replace=False))
+    splits = np.full(len(ds), "unused", dtype=object)
+    splits[keep] = "gallery"
+    return dataclasses.replace(ds, splits=splits.astype(str))
+
+
 def table(res: dict, protos: tuple[str, ...], cols=("top1", "top10", "prec1", "prec5", "prec10")) -> list[str]:
     lines = ["| pairs | method | " + " | ".join(cols) + " | n |", "|---|---|" + "---|" * (len(cols) + 1)]
     for p in protos:
@@ -69,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=None, help="comma list (default every trained method)")
     ap.add_argument("--per-size", type=int, default=200, help="combinations per size 1, 2, 3 (default 200)")
     ap.add_argument("--val-rows", type=int, default=2000, help="training rows in the validation split")
+    ap.add_argument("--test-rows", type=int, default=None,
+                    help="search a seeded sample of this many test gallery rows (default all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--label", default="", help="catalogue name for the report title")
@@ -86,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      m == "omit"))
     log.info("validation (%s): %s", judge, {m: val[m]["compose"][judge]["prec10"] for m in val} if judge else None)
     test_ds = load_dataset(args.data)
+    if args.test_rows:  # a sample of the test gallery; its queries are not needed (no image in this protocol)
+        test_ds = test_gallery_sample(test_ds, args.test_rows, args.seed)
     test = run_compose(test_ds, searchers_of(run, test_ds, methods, args.device), args.per_size, args.seed)
     took = time.monotonic() - t0
     cmd, mach = command(), machine()
