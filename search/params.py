@@ -25,8 +25,8 @@ REGION_PREFIX = "region_prototypes_"
 # 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
 DEFAULT_REGION_WEIGHT = 0.5
 # composed queries (no image, search/compose.py): what the attributes a shopper leaves unset do; chosen on a
-# validation split of training rows (benchmarks/experiments/compose/compose.py): omit, fsn prec@10 14.2 vs 13.5
-# for neutral (synthetic stand-in run, results/synth_heldout4k_run2k.md; omit also wins on its test split)
+# validation split of training rows (benchmarks/experiments/compose/compose.py): omit, fsn prec@10 54.0 vs 32.2
+# for neutral on the 8k synthetic run (results/synth_heldout1500_edge8k_fsn.md; 14.2 vs 13.5 on a small one)
 COMPOSE_UNSET_MODES = ("omit", "neutral")
 DEFAULT_COMPOSE_UNSET = "omit"
 
