@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocols", default=None,
                    help="comma list of query, manipulation, region, item, adde, region_part, region_primary, "
                         "region_differ, region_match and the figures region_specificity, localisation (default: "
-                        "every one the data support; one asked for that the data cannot support is an error)")
+                        "every one the data support; one asked for that the data cannot support is an error); "
+                        "also compose (queries described by values, no image; only when named)")
     p.add_argument("--methods", default=None, help="comma list of trained methods to evaluate (default all found)")
     p.add_argument("--seed", type=int, default=0, help="query sampling seed (default 0)")
     p.add_argument("--max-queries", type=int, default=None, help="cap on queries per protocol")
@@ -49,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.app.progress import bar
     from fashionsearchnet.data.dataset import load_dataset
     from fashionsearchnet.evaluation.figures import FIGURES, figures_table
-    from fashionsearchnet.evaluation.protocol import EXTRA_PROTOCOLS, PROTOCOLS, markdown_table, missing
+    from fashionsearchnet.evaluation.protocol import (COMPOSE_PROTOCOLS, EXTRA_PROTOCOLS, PROTOCOLS, markdown_table,
+                                                      missing)
     from fashionsearchnet.evaluation.bundle import evaluate_bundle, is_bundle
 
     protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip()) if args.protocols else None
-    valid = PROTOCOLS + EXTRA_PROTOCOLS + FIGURES
+    valid = PROTOCOLS + EXTRA_PROTOCOLS + FIGURES + COMPOSE_PROTOCOLS
     bad = [x for x in protocols or () if x not in valid]
     if bad:
         raise UsageError(f"--protocols: unknown {', '.join(bad)}; valid: {', '.join(valid)}")

@@ -1,6 +1,7 @@
-"""fsn search GALLERY QUERY [--set attr=value]... [--set region:attr=value]... [-k K] [--filter key=value]...
+"""fsn search GALLERY [QUERY] [--set attr=value]... [--set region:attr=value]... [-k K] [--filter key=value]...
 [--json] [--explain OUT.png]: QUERY is a gallery item id (image path relative to the catalogue, or a unique
-item_id) or an image file (features extracted with the gallery's bundle)."""
+item_id) or an image file (features extracted with the gallery's bundle). Without QUERY the --set values
+describe the item: a query composed from attribute prototypes (search/compose.py)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("gallery", help="gallery folder written by 'fsn index'")
-    p.add_argument("query", help="gallery item id or an image file")
+    p.add_argument("query", nargs="?", default=None,
+                   help="gallery item id or an image file; leave it out to search by the --set values alone")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=VALUE",
                    help="manipulate an attribute (repeatable); region:attr=value for a region-specific change")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
@@ -38,17 +40,23 @@ def printable(text: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fashionsearchnet.data.preprocess import read_image
-    from fashionsearchnet.errors import GalleryError
+    from fashionsearchnet.errors import GalleryError, UsageError
+    from fashionsearchnet.search.compose import require_description
     from fashionsearchnet.gallery.gallery import Gallery
     from fashionsearchnet.search.table import FeatureTable
     from fashionsearchnet.search.request import Request
 
     g = Gallery.open(args.gallery)
     request = Request.parse(args.set, g.schema)
-    query: str | FeatureTable = args.query
+    query: str | FeatureTable | None = args.query
     qimage, qboxes, qpred = None, None, None
-    known = args.query in g._by_id or args.query in g._by_item
-    if not known and Path(args.query).is_file():
+    known = args.query is None or args.query in g._by_id or args.query in g._by_item
+    if args.query is None:
+        require_description(request, g.schema)  # no QUERY and no --set: the valid attributes
+        if args.explain:
+            raise UsageError("--explain draws the query image; a search by --set values alone has none: "
+                             "leave out --explain or give a QUERY")
+    elif not known and Path(args.query).is_file():
         from fashionsearchnet.gallery.indexer import normalized_boxes
         from fashionsearchnet.runtime.bundle import Bundle
         from fashionsearchnet.runtime.extractor import FeatureExtractor
@@ -71,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         what = " ".join(request.to_strings()) or "no manipulation"
-        sys.stdout.write(f"{len(res.results)} results for {printable(args.query)} ({printable(what)}; {res.method}, "
+        name = "the description" if args.query is None else args.query
+        sys.stdout.write(f"{len(res.results)} results for {printable(name)} ({printable(what)}; {res.method}, "
                          f"{'exact' if res.exact else 'hnsw'}; {res.candidates} candidates)\n")
         for i, r in enumerate(res.results, 1):
             pred = ", ".join(f"{a}={v}" for a, (v, _) in r.predicted.items())

@@ -180,7 +180,10 @@ class GalleryService:
         info = query_info(query.features, g.schema, query.width, query.height)
         return self._answer(info, g.search(query.features.to_table(), request, k=k, filters=list(filters)))
 
-    def search(self, query: np.ndarray | str, request: Request, filters: Sequence[str], k: int) -> Answer:
+    def search(self, query: np.ndarray | str | None, request: Request, filters: Sequence[str], k: int) -> Answer:
+        if query is None:  # described values only (issue 24): no image, nothing to extract
+            return self._answer(QueryInfo(0, 0, {}, [], None), self.gallery.search(None, request, k=k,
+                                                                                    filters=list(filters)))
         if not isinstance(query, str):
             return self.search_extracted(self.extract_batch([self.prepare(query)])[0], request, filters, k)
         g = self.gallery

@@ -92,8 +92,9 @@ class SearchService(Protocol):
     def image_path(self, item_id: str) -> Path:
         """The image file of a gallery item (GalleryError if unknown)."""
 
-    def search(self, query: bytes | str, request: Request, filters: Sequence[str], k: int) -> Answer:
-        """Search by a decoded RGB image or a gallery item id with a parsed request (``Request.parse``)."""
+    def search(self, query: bytes | str | None, request: Request, filters: Sequence[str], k: int) -> Answer:
+        """Search by a decoded RGB image or a gallery item id with a parsed request (``Request.parse``); None:
+        a query composed from the request's values alone (an answer whose QueryInfo is 0 x 0 without boxes)."""
 
     # the three steps of an upload search, for the service's micro-batcher (app/server/batcher.py)
     def prepare(self, image: Any) -> Prepared:

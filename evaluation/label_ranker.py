@@ -82,3 +82,36 @@ class NoisyLabelRanker:
         tie = np.argsort(np.argsort(self.tie_order[gallery_rows]))  # the fixed order, restricted to this gallery
         pos = rank_by_agreement(self.pred[gallery_rows], targets, tie, k)
         return gallery_rows[pos]
+
+
+def predicted_labels(probs: np.ndarray, n_values: Sequence[int]) -> np.ndarray:
+    """(N, A) arg-max label per attribute block of concatenated class probabilities (N, sum C_a)."""
+    out = np.empty((len(probs), len(n_values)), np.int32)
+    off = 0
+    for a, n in enumerate(n_values):
+        out[:, a] = np.argmax(probs[:, off:off + n], 1)
+        off += n
+    return out
+
+
+class PredictedLabelFilter:
+    """The filter-on-predicted-labels baseline of composed queries (issue 24): what ``--filter attr=value`` on a
+    gallery's predicted attributes gives a shopper who describes an item. Items whose predicted labels match
+    every described value come first, in a fixed random order (a filter has no ranking of its own); then items
+    matching fewer (so the list is as long as the other methods' and precision counts a short filter's misses).
+    ``probs`` (N, sum C_a) are the classifier's probabilities of every dataset row."""
+
+    def __init__(self, dataset: Dataset, probs: np.ndarray, seed: int = 0):
+        self.dataset = dataset
+        self.pred = predicted_labels(np.asarray(probs), [len(a.values) for a in dataset.schema.attributes])
+        self.tie_order = np.random.default_rng([seed, 24]).permutation(len(dataset))
+
+    def compose(self, requests: Sequence[Request], gallery_rows: np.ndarray, k: int) -> np.ndarray:
+        schema = self.dataset.schema
+        targets = np.full((len(requests), len(schema.attributes)), -1, np.int32)
+        for i, req in enumerate(requests):
+            for name, value in list(req.set) + [(a, v) for _, a, v in req.region]:
+                targets[i, schema.attr_index(name)] = schema.value_index(name, value)
+        gallery_rows = np.asarray(gallery_rows)
+        tie = np.argsort(np.argsort(self.tie_order[gallery_rows]))
+        return gallery_rows[rank_by_agreement(self.pred[gallery_rows], targets, tie, k)]

@@ -22,6 +22,10 @@ dataset rows of its top ``k`` results. The protocols build the (query, request, 
   those labels; hit = that same item in the requested variant (recall@K).
 - ``adde``: the protocol of later papers (ADDE-M): gallery = gallery and query images together, the query image
   stays in the gallery, hit = a result whose label vector equals the target; Top-K and NDCG@K.
+- ``compose`` (issue 24, run only when asked for; :func:`evaluate_compose`): no query image; sampled
+  combinations of 1-3 attribute values that some gallery item has; hit = an item with all of them; beside the
+  methods, the filter-on-predicted-labels baseline (``label_filter``) and the split by that classifier's
+  confidence (``compose_low`` / ``_mid`` / ``_high``).
 
 Besides Top-K (at least one hit in the first K), every protocol reports precision@K (``prec<K>``): the share of
 the first K results that are hits, averaged over pairs. It is the measure of the paper's region user study (the
@@ -384,6 +388,10 @@ def evaluate(dataset: Dataset, searchers: Mapping[str, Searcher], protocols: Seq
     result: dict[str, dict[str, dict]] = {}
     region_task: Task | None = None
     for proto in protocols:
+        if proto in COMPOSE_PROTOCOLS:  # no query image: its own block (evaluate_compose)
+            result.update(evaluate_compose(dataset, searchers, seed, max_queries, ks,  # type: ignore[arg-type]
+                                           compose_baseline_probs(searchers)))
+            continue
         why = missing(dataset, proto)
         if why is not None:
             if explicit and proto != "item":
@@ -459,3 +467,124 @@ def markdown_table(result: dict[str, dict[str, dict]], ks: Sequence[int] = (1, 1
             vals = " | ".join(f"{r.get(f'{metric}{k}', float('nan')):.1f}" for k in ks)
             lines.append(f"| {proto} | {m} | {vals} | {r.get('n', 0)} |")
     return "\n".join(lines)
+
+
+# ---- compose (issue 24): queries described by attribute values, no image --------------------------------------
+COMPOSE_PROTOCOLS = ("compose",)
+COMPOSE_SIZES = (1, 2, 3)
+COMPOSE_PER_SIZE = 200  # distinct combinations drawn per size (fewer when the gallery has fewer)
+CONFIDENCE_GROUPS = ("low", "mid", "high")  # tertiles of the classifier's confidence in the described values
+
+
+class ComposedSearcher(Protocol):
+    def compose(self, requests: Sequence[Request], gallery_rows: np.ndarray, k: int) -> np.ndarray:
+        """(Q, k) dataset rows, best first, for queries described by ``requests`` alone."""
+
+
+def compose_combinations(dataset: Dataset, gallery_rows: np.ndarray, seed: int = 0,
+                         per_size: int = COMPOSE_PER_SIZE, sizes: Sequence[int] = COMPOSE_SIZES) -> list[tuple]:
+    """Distinct combinations ((attribute index, value index), ...) of 1-3 values that a gallery item has (its
+    labels): a gallery item and that many of its known attributes are drawn (seeded), so common combinations
+    are likelier to be drawn, each counted once. Deterministic for a seed."""
+    rng = np.random.default_rng([seed, 24])
+    labels = dataset.labels[np.asarray(gallery_rows)]
+    out: list[tuple] = []
+    for n in sizes:
+        seen: set[tuple] = set()
+        for _ in range(per_size * 30):
+            if len(seen) >= per_size:
+                break
+            r = int(rng.integers(len(labels)))
+            known = np.flatnonzero(labels[r] >= 0)
+            if len(known) < n:
+                continue
+            combo = tuple((int(a), int(labels[r, a])) for a in sorted(rng.choice(known, n, replace=False)))
+            if combo not in seen:
+                seen.add(combo)
+                out.append(combo)
+    return out
+
+
+def build_compose_task(dataset: Dataset, seed: int = 0, per_size: int | None = None) -> Task:
+    """The ``compose`` protocol's pairs: a request per combination (no query image: ``query_rows`` -1), hit = a
+    gallery item whose labels have every described value."""
+    schema = dataset.schema
+    gallery = dataset.indices("gallery")
+    if len(gallery) == 0:
+        raise UsageError("the compose protocol needs rows with split 'gallery' in attributes.csv; add a split column")
+    if per_size is not None and (whole_number(per_size) is None or per_size < 1):
+        raise UsageError(f"--max-queries {per_size!r}: give a whole number >= 1 (or leave it out)")
+    combos = compose_combinations(dataset, gallery, seed, per_size or COMPOSE_PER_SIZE)
+    targets = np.full((len(combos), len(schema.attributes)), -1, np.int32)
+    reqs = []
+    for i, combo in enumerate(combos):
+        for a, v in combo:
+            targets[i, a] = v
+        reqs.append(Request(set=tuple((schema.attributes[a].name, schema.attributes[a].values[v]) for a, v in combo)))
+    cols = _region_columns(dataset)
+    return Task("compose", np.full(len(combos), -1, np.int64), reqs, targets, _empty_region_targets(len(combos), cols),
+                cols, gallery)
+
+
+def compose_confidence(dataset: Dataset, task: Task, probs: np.ndarray) -> np.ndarray:
+    """(Q,) the classifier's confidence in each described combination: over the gallery items that have it (the
+    hits), the mean of the product of the predicted probabilities of the described values."""
+    offsets = dataset.schema.class_offsets
+    g = task.gallery_rows
+    hit = _match(dataset, np.broadcast_to(g[None, :], (len(task.targets), len(g))), task.targets,
+                 task.region_targets, task.region_columns)
+    out = np.zeros(len(task.targets), np.float64)
+    for i, t in enumerate(task.targets):
+        joint = np.ones(len(g), np.float64)
+        for a in np.flatnonzero(t >= 0):
+            joint *= probs[g, offsets[a] + t[a]]
+        out[i] = float(joint[hit[i]].mean()) if hit[i].any() else 0.0
+    return out
+
+
+def evaluate_compose(dataset: Dataset, searchers: Mapping[str, ComposedSearcher], seed: int = 0,
+                     max_queries: int | None = None, ks: Sequence[int] = KS, baseline_probs: np.ndarray | None = None,
+                     baseline: str = "label_filter") -> dict[str, dict[str, dict]]:
+    """The ``compose`` protocol: ``{"compose": {method: {top.., prec.., n}}, "compose_low": ..., "compose_mid": ...,
+    "compose_high": ...}``. ``baseline_probs`` (every dataset row's class probabilities) add the
+    filter-on-predicted-labels baseline (:class:`evaluation.label_ranker.PredictedLabelFilter`) as ``baseline``
+    and split the pairs into tertiles of that classifier's confidence in the described values (the groups)."""
+    from fashionsearchnet.evaluation.label_ranker import PredictedLabelFilter
+
+    task = build_compose_task(dataset, seed, max_queries)
+    searchers = dict(searchers)
+    if baseline_probs is not None:
+        searchers[baseline] = PredictedLabelFilter(dataset, baseline_probs, seed)
+    k = min(max(ks), len(task.gallery_rows))
+    results = {}
+    for name, s in searchers.items():
+        res = np.asarray(s.compose(task.requests, task.gallery_rows, k), np.int64).reshape(len(task.requests), k)
+        if k < max(ks):  # tiny galleries: pad with the last result so Top-K stays defined
+            res = np.concatenate([res, np.repeat(res[:, -1:], max(ks) - k, 1)], 1)
+        results[name] = res
+    out = {"compose": {m: score(dataset, task, r, ks) for m, r in results.items()}}
+    if baseline_probs is None or len(task.requests) == 0:
+        return out
+    conf = compose_confidence(dataset, task, np.asarray(baseline_probs))
+    edges = np.quantile(conf, [1 / 3, 2 / 3])
+    group = np.digitize(conf, edges)  # 0 low, 1 mid, 2 high
+    for gi, gname in enumerate(CONFIDENCE_GROUPS):
+        keep = group == gi
+        sub = Task(task.name, task.query_rows[keep], [r for r, kk in zip(task.requests, keep) if kk],
+                   task.targets[keep], task.region_targets[keep], task.region_columns, task.gallery_rows)
+        out[f"compose_{gname}"] = {m: {**score(dataset, sub, r[keep], ks),
+                                       "confidence": [round(float(conf[keep].min(initial=1.0)), 4),
+                                                      round(float(conf[keep].max(initial=0.0)), 4)]}
+                                   for m, r in results.items()}
+    return out
+
+
+def compose_baseline_probs(searchers: Mapping[str, object]) -> np.ndarray | None:
+    """The predicted-label filter reads the classifier a kiosk filters with: the ``fsn`` searcher's features
+    (its gallery's predicted attributes), else the first searcher that has features."""
+    order = ["fsn"] + [m for m in searchers if m != "fsn"]
+    for m in order:
+        feats = getattr(searchers.get(m), "features", None)
+        if feats is not None:
+            return feats.probs
+    return None

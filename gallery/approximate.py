@@ -5,12 +5,14 @@ busy machine)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from fashionsearchnet.gallery import ann
 from fashionsearchnet.gallery.ann import HnswConfig
+from fashionsearchnet.search.compose import composed_reps
 from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.projection import global_representation
 from fashionsearchnet.search.request import Request, candidate_substitution, image_level
@@ -33,7 +35,7 @@ class AnnSearch:
         """F(q, a*) of one query's (A, D) representations, float64 without BLAS."""
         return global_representation(qa[None], self.params.lam, self.params.W, astar, kernel="float64")[0]
 
-    def post_filtered(self, q: FeatureTable, request: Request, method: str, k: int, mask: np.ndarray, kept: int,
+    def post_filtered(self, q: FeatureTable | None, request: Request, method: str, k: int, mask: np.ndarray, kept: int,
                       size: int) -> tuple[np.ndarray, np.ndarray]:
         """Ask the indices without a filter for ``want / (kept fraction)`` candidates (x1.5 + 10 when filtered),
         drop the rows ``mask`` refuses, and ask twice as many until ``k`` pass or the whole gallery (``size``
@@ -41,6 +43,8 @@ class AnnSearch:
         frac = kept / max(size, 1)  # the filter's kept fraction
         want = k if frac >= 1.0 else int(k / frac * 1.5) + 10
         search = self.region if method == "fsn_region" else self.global_sets
+        if q is None:
+            search = partial(self.composed, method=method)
         while True:
             rows, d = search(q, request, min(want, size), mask, size)
             if len(rows) >= k or want >= size:
@@ -72,6 +76,19 @@ class AnnSearch:
         rows = np.unique(np.concatenate(cands)) if len(sets) > 1 else cands[0]
         rows = rows[mask[rows]]
         return rows, self.candidate_distances(qfs, rows)
+
+    def composed(self, q: None, request: Request, k: int, mask: np.ndarray, size: int, method: str):
+        """A composed query (no image): ``max(50 k, 1000)`` candidates from the index of each weight set its
+        image-level values use, asked with the prototype-built query (search/compose.py ``composed_reps``),
+        re-scored exactly with the composed distance of ``method``."""
+        manip = candidate_substitution(request, self.params.schema)
+        qa = composed_reps(self.params, request)
+        per = min(max(REGION_CANDIDATES_PER_K * k, REGION_CANDIDATES_MIN), size)
+        cands = [ann.query(self.indices[s], self.query_global(qa, s)[None], per, self.hnsw.ef)[0][0]
+                 for s in fsn_sets(manip)]
+        rows = np.unique(np.concatenate(cands))
+        rows = rows[mask[rows]]
+        return rows, score(self.params, None, request, self.features, method, rows)[0]
 
     def candidate_distances(self, qfs: dict[int, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """Mean over the sets of the float64 squared distances from the stored representations (eq. 7 for the

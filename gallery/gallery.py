@@ -25,6 +25,7 @@ from fashionsearchnet.gallery.catalogue import Catalogue, Result, make_record
 from fashionsearchnet.gallery.files import ANN_METHODS, BundleRef
 from fashionsearchnet.gallery.planner import gallery_method, use_exact
 from fashionsearchnet.gallery.rwlock import RWLock
+from fashionsearchnet.search.compose import require_description
 from fashionsearchnet.search.exact import check_k, exact_topk
 from fashionsearchnet.search.params import PARAMS_FILE, SearchParams
 from fashionsearchnet.search.projection import global_representation
@@ -243,7 +244,9 @@ class Gallery:
             return gen
 
     # ---- search -------------------------------------------------------------------------------------
-    def query_features(self, query: str | FeatureTable) -> tuple[FeatureTable, int | None]:
+    def query_features(self, query: str | FeatureTable | None) -> tuple[FeatureTable | None, int | None]:
+        if query is None:  # a composed query (no image): the search core builds it from prototypes
+            return None, None
         if isinstance(query, FeatureTable):
             if len(query) != 1:
                 raise UsageError(f"query features: {len(query)} rows; give one image's features")
@@ -251,11 +254,14 @@ class Gallery:
         row = self.row_of(str(query))
         return self.features.take([row]), row
 
-    def search(self, query: str | FeatureTable, request: Request | None = None, k: int = 10,
+    def search(self, query: str | FeatureTable | None, request: Request | None = None, k: int = 10,
                filters: Sequence[str] | None = None, exact: bool | None = None, exclude_self: bool = True) -> SearchResult:
-        """Search by a gallery item (id) or an image's features, with an optional manipulation and filters."""
+        """Search by a gallery item (id) or an image's features, with an optional manipulation and filters;
+        ``query`` None: a query composed from the request's attribute prototypes (search/compose.py)."""
         request = request or Request()
         request.validate(self.schema)
+        if query is None:
+            require_description(request, self.schema)
         with self._lock.read():
             if len(self) == 0:
                 raise GalleryError(f"{self.root}: the gallery is empty; add items with `fsn index` before searching")

@@ -37,12 +37,13 @@ def topk_rows(dist: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def exact_topk(
-    params: SearchParams, query: FeatureTable, request: Request, gallery: FeatureTable, method: str,
+    params: SearchParams, query: FeatureTable | None, request: Request, gallery: FeatureTable, method: str,
     rows: np.ndarray, k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k: (Q, k) gallery rows best first and their float64 distances (ties to the smaller row)."""
+    """Exact top-k: (Q, k) gallery rows best first and their float64 distances (ties to the smaller row).
+    ``query`` None: a composed query (Q = 1)."""
     rows = np.asarray(rows, dtype=np.int64)
-    Q = len(query)
+    Q = 1 if query is None else len(query)
     out_rows = np.empty((Q, k), np.int64)
     out_d = np.empty((Q, k), np.float64)
     d32, tol = scorer(params, query, request, method).screen(gallery, rows)
@@ -50,7 +51,7 @@ def exact_topk(
         di = d32[i]
         kth = np.partition(di, k - 1)[k - 1] if len(di) > k else di.max()
         cand = np.flatnonzero(di <= kth + 2.0 * tol[i])
-        d64 = score(params, query.take([i]), request, gallery, method, rows[cand])[0]
+        d64 = score(params, None if query is None else query.take([i]), request, gallery, method, rows[cand])[0]
         order = np.lexsort((rows[cand], d64))[:k]
         out_rows[i], out_d[i] = rows[cand[order]], d64[order]
     return out_rows, out_d
@@ -102,4 +103,14 @@ class ExactSearcher:
                 part = idx_arr[s:s + QUERY_BLOCK]
                 out[part] = exact_topk(self.params, self.features.take(query_rows[part]), req, self.features,
                                        effective_method(self.method, req), gallery_rows, k)[0]
+        return out
+
+    def compose(self, requests: Sequence[Request], gallery_rows: Sequence[int], k: int) -> np.ndarray:
+        """(Q, k) int64 table rows, best first, for composed queries (no image: search/compose.py)."""
+        gallery_rows = np.asarray(gallery_rows, dtype=np.int64)
+        k = check_k(k, len(gallery_rows))
+        out = np.empty((len(requests), k), np.int64)
+        for i, req in enumerate(requests):
+            out[i] = exact_topk(self.params, None, req, self.features, effective_method(self.method, req),
+                                gallery_rows, k)[0][0]
         return out

@@ -26,6 +26,11 @@ TERMS_KEY, SCALES_KEY = "region_terms", "region_pair_scales"
 # no value). Chosen on a validation split of the training rows (benchmarks/experiments/region_weight/region_weight.py): 0.5 on the
 # 20k-image synthetic run (0.5-1.0 tie; 0.3, the first guess, loses 1.4 points of validation Top-30).
 DEFAULT_REGION_WEIGHT = 0.5
+# composed queries (no image, search/compose.py): what the attributes a shopper leaves unset do; chosen on a
+# validation split of training rows (benchmarks/experiments/compose/compose.py): omit, fsn prec@10 54.0 vs 32.2
+# for neutral on the 8k synthetic run (results/synth_heldout1500_edge8k_fsn.md; 14.2 vs 13.5 on a small one)
+COMPOSE_UNSET_MODES = ("omit", "neutral")
+DEFAULT_COMPOSE_UNSET = "omit"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class SearchParams:
     region_weight: float = DEFAULT_REGION_WEIGHT
     region_prototypes: dict[str, np.ndarray] = field(default_factory=dict)  # "region:attr" -> (C_attr, D)
     region_terms: RegionTerms | None = None  # fsn_region's calibrated terms (None: ``default_region_terms``)
+    compose_unset: str = DEFAULT_COMPOSE_UNSET  # composed queries: unset attributes "omit" or "neutral"
 
     def __post_init__(self) -> None:
         A = len(self.schema.attributes)
@@ -87,6 +93,8 @@ class SearchParams:
             raise UsageError(f"SearchParams.W: shape {self.W.shape}, expected ({A + 1}, {A * D}, G)")
         if not 0.0 <= float(self.region_weight) <= 1.0:
             raise UsageError(f"SearchParams.region_weight = {self.region_weight}: must be in [0, 1]")
+        if self.compose_unset not in COMPOSE_UNSET_MODES:
+            raise UsageError(f"SearchParams.compose_unset = {self.compose_unset!r}: valid {', '.join(COMPOSE_UNSET_MODES)}")
         pairs = {f"{r}:{a}": a for r, a in self.schema.region_pairs}
         for key, p in self.region_prototypes.items():
             if key not in pairs:

@@ -336,20 +336,26 @@ SCORERS: dict[str, type] = {"fsn": GlobalScorer, "no_aam": GlobalScorer, "attrib
                             "fsn_region": RegionScorer}
 
 
-def scorer(params: SearchParams, query: FeatureTable, request: Request, method: str) -> Scorer:
-    """The scorer of ``method`` for ``query`` under ``request``: the one place a method is chosen."""
+def scorer(params: SearchParams, query: FeatureTable | None, request: Request, method: str) -> Scorer:
+    """The scorer of ``method`` for ``query`` under ``request``: the one place a method is chosen. ``query``
+    None: a composed query (no image; search/compose.py)."""
+    if query is None:
+        from fashionsearchnet.search.compose import composed_scorer
+
+        return composed_scorer(params, request, check_method(method))
     return SCORERS[check_method(method)](params, query, request)
 
 
-def score(params: SearchParams, query: FeatureTable, request: Request, gallery: FeatureTable, method: str,
+def score(params: SearchParams, query: FeatureTable | None, request: Request, gallery: FeatureTable, method: str,
           rows: np.ndarray | None = None) -> np.ndarray:
     """Distances (Q, M) in float64 from each query row (all under the same ``request``) to ``gallery`` rows.
 
-    ``query`` need not be part of ``gallery`` (an uploaded image's features); ``rows`` selects gallery rows
-    (default all). Smaller is better.
+    ``query`` need not be part of ``gallery`` (an uploaded image's features); None: a composed query (one row).
+    ``rows`` selects gallery rows (default all). Smaller is better.
     """
     check_method(method)
     rows = np.arange(len(gallery), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0 or len(query) == 0:
-        return np.zeros((len(query), len(rows)), np.float64)
+    nq = 1 if query is None else len(query)
+    if len(rows) == 0 or nq == 0:
+        return np.zeros((nq, len(rows)), np.float64)
     return scorer(params, query, request, method).score(gallery, rows)

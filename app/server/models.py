@@ -22,7 +22,8 @@ class ErrorBody(BaseModel):
 
 # ---- requests ---------------------------------------------------------------------------------------------
 class SearchJSON(BaseModel):
-    """``POST /search`` with ``application/json``: a gallery item as the query."""
+    """``POST /search`` with ``application/json``: a gallery item as the query, or only ``sets`` (a query
+    composed from the described values)."""
 
     model_config = ConfigDict(extra="forbid")
     item_id: Optional[StrictStr] = Field(None, description="gallery item id (image path) or a unique item_id")
@@ -34,7 +35,8 @@ class SearchJSON(BaseModel):
 
 
 class SearchForm(BaseModel):
-    """``POST /search`` with ``multipart/form-data``: an uploaded photo (or an item_id) as the query."""
+    """``POST /search`` with ``multipart/form-data``: an uploaded photo (or an item_id, or only ``sets``) as the
+    query."""
 
     image: Optional[bytes] = Field(None, description="query photo (JPEG, PNG, WEBP, BMP or TIFF)",
                                    json_schema_extra={"format": "binary"})
@@ -57,7 +59,7 @@ class BoxOut(BaseModel):
 
 
 class QueryOut(BaseModel):
-    item_id: Optional[str] = Field(description="the query's gallery id, null for an upload")
+    item_id: Optional[str] = Field(description="the query's gallery id, null for an upload or a described query")
     width: int
     height: int
     predicted: dict[str, Predicted]

@@ -25,9 +25,10 @@ EXAMPLE = "{\"item_id\": \"...\", \"sets\": [\"color=red\"]}"
 
 @dataclass
 class SearchQuery:
-    """One parsed search: the query (encoded image bytes or an item id), manipulations, filters and k."""
+    """One parsed search: the query (encoded image bytes, an item id, or None: composed from ``sets`` alone),
+    manipulations, filters and k."""
 
-    query: bytes | str
+    query: bytes | str | None
     sets: list[str]
     filters: list[str]
     k: int
@@ -42,13 +43,15 @@ async def parse_search(request: Request, limits: Limits) -> SearchQuery:
     else:
         raise ClientError(415, f"Content-Type {ctype!r} is not accepted; send multipart/form-data (image upload) "
                                "or application/json (item_id)")
-    if (image is None) == (item_id is None):
-        raise ClientError(400, "give exactly one query: an 'image' file upload or an 'item_id'")
+    if image is not None and item_id is not None:
+        raise ClientError(400, "give one query: an 'image' file upload or an 'item_id', not both (or neither, "
+                               "with 'sets' describing the item)")
+    # neither: a query composed from 'sets' alone (routes.py refuses it, 422, when 'sets' is empty)
     try:
         k = check_k(k_raw, limits.k_max)
     except UsageError as e:
         raise ClientError(422, str(e)) from None
-    return SearchQuery(image if image is not None else item_id, sets, filters, k)
+    return SearchQuery(image if image is not None else item_id, sets, filters, k)  # None: composed
 
 
 async def _from_form(request: Request, limits: Limits) -> tuple[bytes | None, str | None, list[str], list[str], Any]:

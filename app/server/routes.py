@@ -25,6 +25,7 @@ from fashionsearchnet.app.server.models import (
 from fashionsearchnet.app.server.parsing import decode_upload, parse_search
 from fashionsearchnet.app.server.state import ServiceState
 from fashionsearchnet.errors import RequestError
+from fashionsearchnet.search.compose import require_description
 from fashionsearchnet.search.request import Request as SearchRequest
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -100,7 +101,8 @@ def build_router(backend: SearchService, state: ServiceState, limits: Limits) ->
         path = await run(backend.image_path, item_id)  # checked: inside its catalogue, present (else 500)
         return FileResponse(path, headers={"cache-control": "public, max-age=3600"})
 
-    @router.post("/search", summary="search by an uploaded image or a gallery item, with manipulations",
+    @router.post("/search", summary="search by an uploaded image or a gallery item, with manipulations, or by "
+                                    "described values alone (sets without image or item_id)",
                  response_model=SearchResponse, openapi_extra=search_body_doc(limits.k_max, limits.k_default),
                  responses=error_responses(400, 404, 413, 415, 422, 500, 503))
     async def search(request: Request):
@@ -109,6 +111,8 @@ def build_router(backend: SearchService, state: ServiceState, limits: Limits) ->
         q = await parse_search(request, limits)
         try:
             parsed = SearchRequest.parse(q.sets, backend.schema, source="sets")  # parsed once, here
+            if q.query is None:  # no image, no item_id: a query composed from the sets (issue 24)
+                require_description(parsed, backend.schema, source="sets")
         except RequestError as e:
             raise ClientError(422, str(e), valid=e.valid) from None
         if isinstance(q.query, bytes):

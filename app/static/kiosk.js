@@ -90,6 +90,25 @@
     search();
   }
 
+  // "Describe it": no photo; the picked values alone are the query (POST /search with only sets)
+  function chooseDescribe() {
+    if (state.query && state.query.objectUrl) URL.revokeObjectURL(state.query.objectUrl);
+    state.query = { describe: true };
+    state.sets.clear(); state.info = null;
+    showQuery();
+    renderControls();
+    describePrompt();
+  }
+
+  function describePrompt() {
+    $("results-title").textContent = "Pick what you are looking for";
+    $("changes").replaceChildren();
+    renderGrid([], "describe");
+    const hint = document.createElement("div"); hint.className = "empty"; hint.dataset.testid = "describe-hint";
+    hint.textContent = "Tap a colour, a category or any other value on the left: the items that show them appear here.";
+    $("grid").appendChild(hint);
+  }
+
   function choosePhoto(file) {
     if (!file) return;
     if (state.query && state.query.objectUrl) URL.revokeObjectURL(state.query.objectUrl);
@@ -101,11 +120,16 @@
 
   async function search() {
     if (!state.query) return;
+    const describing = !!state.query.describe;
+    if (describing && !state.sets.size) { ++state.inflight; renderControls(); describePrompt(); return; }
     const seq = ++state.inflight;
     document.body.classList.add("busy");
     const sets = [...state.sets.entries()].map(([k, v]) => k + "=" + v);
     let opts;
-    if (state.query.file) {
+    if (describing) {
+      opts = { method: "POST", headers: { "content-type": "application/json" },
+               body: JSON.stringify({ sets: sets, k: 12 }) };
+    } else if (state.query.file) {
       const fd = new FormData();
       fd.append("image", state.query.file);
       sets.forEach((s) => fd.append("sets", s));
@@ -121,7 +145,8 @@
       state.info = b.query;
       showQuery();
       renderControls();
-      $("results-title").textContent = sets.length ? "Like yours, with your changes" : "Like yours";
+      $("results-title").textContent = describing ? "Matching your description" :
+        (sets.length ? "Like yours, with your changes" : "Like yours");
       const ch = $("changes"); ch.replaceChildren();
       sets.forEach((s) => { const t = document.createElement("span"); t.className = "tag"; t.textContent = pretty(s).replace(":", " "); ch.appendChild(t); });
       renderGrid(b.results, "results");
@@ -133,7 +158,16 @@
   }
 
   function showQuery() {
-    $("query-empty").hidden = true; $("query-figure").hidden = false; $("controls").hidden = false;
+    const describing = !!state.query.describe;
+    $("query-empty").hidden = true; $("controls").hidden = false;
+    $("query-figure").hidden = describing;
+    $("describe").classList.toggle("active", describing);
+    $("controls-title").textContent = describing ? "Describe what you want" : "Change what you want";
+    $("controls-hint").textContent = describing ? "Tap the values you are looking for; tap again to drop one." :
+      "Tap a value to change it; tap the detected one (●) to keep it.";
+    $("region-title").textContent = describing ? "Describe one part" : "Change one part";
+    $("reset").textContent = describing ? "↺ Start again" : "↺ Undo all changes";
+    if (describing) return;
     const img = $("query-img");
     if (img.getAttribute("src") !== state.query.url) { img.onload = drawBoxes; img.src = state.query.url; }
     else drawBoxes();
@@ -235,6 +269,7 @@
     $("prev").addEventListener("click", () => loadCatalogue(Math.max(0, state.offset - PAGE)).catch((e) => toast(e.message)));
     $("next").addEventListener("click", () => loadCatalogue(state.offset + PAGE).catch((e) => toast(e.message)));
     $("reset").addEventListener("click", () => { state.sets.clear(); search(); });
+    $("describe").addEventListener("click", chooseDescribe);
     $("show-boxes").addEventListener("change", drawBoxes);
     window.addEventListener("resize", drawBoxes);
     try {

@@ -142,3 +142,47 @@ def test_photo_upload_and_catalogue_paging(browser, kiosk_server, kiosk_demo, tm
     page.wait_for_selector("#grid[data-sets='sleeve:color=red']", timeout=20000)
     assert len(_shown(page)) == 12
     page.close()
+
+
+def test_describe_it_without_a_photo(browser, kiosk_server, kiosk_demo):
+    """Issue 24: "Describe it" - pick values (no photo), the grid shows what POST /search answers for those sets
+    alone, and the described colour is over-represented against the catalogue; touch-sized controls."""
+    res, _ = kiosk_demo
+    labels = _labels(res.out / "data")
+    page = browser.new_page(viewport={"width": 1080, "height": 1600}, has_touch=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.goto(kiosk_server + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    assert page.locator("#describe").bounding_box()["height"] >= 56  # touch-sized (before a tap: :active shrinks it)
+    page.locator("#describe").tap()
+    page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)
+    assert _shown(page) == [] and page.locator("#query-figure").is_hidden()
+    assert page.locator("#grid [data-testid=describe-hint]").is_visible()
+    assert page.locator("#attr-controls .chip.detected").count() == 0  # nothing detected: no photo
+    assert min(c["height"] for c in page.locator("#attr-controls .chip").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().toJSON())")) >= 48
+    # a colour (the tiny 64 px demo model tells colours apart, categories hardly): green is 7% of the catalogue
+    counts = Counter(r["color"] for r in labels.values())
+    page.locator("#attr-controls .attr-row[data-attr='color'] .chip[data-value='green']").tap()
+    page.wait_for_selector("#grid[data-mode='results'][data-sets='color=green']", timeout=20000)
+    shown = _shown(page)
+    want = _api(kiosk_server, "/search", {"sets": ["color=green"], "k": 12})
+    assert shown == [r["id"] for r in want["results"]] and len(shown) == 12
+    base = counts["green"] / sum(counts.values())
+    frac = np.mean([labels[i]["color"] == "green" for i in shown])
+    assert frac >= 0.25 and frac > 2 * base, (frac, base)
+    # a region value as well: both are sent, in the order picked
+    page.locator("#region-tabs .tab[data-region='sleeve']").tap()
+    page.locator("#region-controls .attr-row[data-attr='sleeve:color'] .chip[data-value='red']").tap()
+    page.wait_for_selector("#grid[data-sets='color=green,sleeve:color=red']", timeout=20000)
+    want = _api(kiosk_server, "/search", {"sets": ["color=green", "sleeve:color=red"], "k": 12})
+    assert _shown(page) == [r["id"] for r in want["results"]]
+    assert page.locator("#results-title").inner_text() == "Matching your description"
+    # "Start again" drops every value: back to the prompt, no request that the service would refuse
+    page.locator("#reset").tap()
+    page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)
+    assert _shown(page) == [] and page.locator("#toast").is_hidden()
+    assert not errors, errors
+    page.close()

@@ -46,6 +46,18 @@ def test_item_search_equals_the_gallery_search(kiosk_server, kiosk_demo):
     assert body["method"] == "fsn_region"
 
 
+def test_described_search_equals_the_gallery_composed_search(kiosk_server, kiosk_demo):
+    g = Gallery.open(kiosk_demo[0].gallery)
+    for sets in (["category=dress", "color=red"], ["sleeve:color=green"]):
+        status, body = _post_json(kiosk_server, {"sets": sets, "k": 6})
+        assert status == 200, body
+        want = g.search(None, Request.parse(sets, g.schema), k=6)
+        assert [r["id"] for r in body["results"]] == [r.id for r in want.results]
+        assert body["method"] == want.method and body["query"]["item_id"] is None
+    status, body = _post_json(kiosk_server, {"sets": ["collar:pattern=plain"]})
+    assert status == 422 and "cannot be asked for region 'collar'" in body["error"]
+
+
 def test_upload_640x480_jpeg_gives_pixel_boxes_and_attributes(kiosk_server, kiosk_demo):
     src = cv2.imread(str(kiosk_demo[0].out / "data" / "images" / "000010.jpg"))
     ok, jpg = cv2.imencode(".jpg", cv2.resize(src, (640, 480)))

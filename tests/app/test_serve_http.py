@@ -213,7 +213,7 @@ def test_k_null_means_the_default(client):
 
 
 def test_other_client_mistakes_are_4xx_not_500(client):
-    assert client.post("/search", json={}).status_code == 400  # no query
+    assert client.post("/search", json={}).status_code == 422  # no query and nothing described (issue 24)
     r = client.post("/search", files={"image": ("q.png", png(8, 8), "image/png")}, data={"item_id": "images/000.png"})
     assert r.status_code == 400  # two queries
     assert client.post("/search", json={"item_id": "images/000.png", "k": 0}).status_code == 422
@@ -278,3 +278,24 @@ def test_sets_are_parsed_once_into_a_request_and_every_mistake_names_the_entry(c
     r = client.post("/search", json={"item_id": "images/000.png", "sets": ["color=red", "color=blue"]})
     assert r.status_code == 422 and "asked twice" in r.json()["error"] and r.json().get("valid") is None
     assert len(seen) == 1  # a refused request never reaches the backend
+
+
+def test_sets_alone_search_by_the_described_values_json_and_form(client):
+    """Issue 24: no image, no item_id, only sets: the described values (the fake ranks by how many match)."""
+    r = client.post("/search", json={"sets": ["color=blue"], "k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"]["item_id"] is None and body["query"]["boxes"] == [] and body["sets"] == ["color=blue"]
+    assert [x["predicted"]["color"]["value"] for x in body["results"]] == ["blue"] * 4
+    f = client.post("/search", data={"sets": ["color=blue"], "k": "4"})
+    assert f.status_code == 200 and [x["id"] for x in f.json()["results"]] == [x["id"] for x in body["results"]]
+
+
+@pytest.mark.parametrize("send", [lambda c: c.post("/search", json={}), lambda c: c.post("/search", json={"sets": []}),
+                                  lambda c: c.post("/search", data={"k": "3"})])
+def test_no_query_and_nothing_described_is_422_listing_the_attributes(client, send):
+    r = send(client)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"].startswith("no query: give a query image or item id, or describe the item with sets attr=value")
+    assert "\n" not in body["error"] and body["valid"]["attributes"] == [a.name for a in client.backend.schema.attributes]

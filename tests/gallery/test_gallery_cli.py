@@ -109,3 +109,28 @@ def test_index_resumes_after_a_crash_and_refuses_to_overwrite(tiny_bundle, tiny_
     assert not (out / ".work").exists()
     with pytest.raises(GalleryError, match="--force"):
         index_catalogue(tiny_bundle, tiny_synth, out, batch_size=50)
+
+
+def test_cli_search_without_a_query_composes_one_from_the_set_values(indexed, capsys):
+    g = Gallery.open(indexed)
+    capsys.readouterr()
+    assert main(["search", str(indexed), "--set", "category=dress", "--set", "color=red", "-k", "6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    req = Request.parse(["category=dress", "color=red"], g.schema)
+    rows = ExactSearcher(g.params, g.features, "fsn").compose([req], np.arange(240), 6)[0]
+    assert out["query"] is None and out["request"] == ["category=dress", "color=red"]
+    assert [r["id"] for r in out["results"]] == [g.records[r]["id"] for r in rows]
+    assert main(["search", str(indexed), "--set", "sleeve:color=green", "-k", "3"]) == 0
+    assert "3 results for the description (sleeve:color=green; fsn_region" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "no query: give a query image or item id, or describe the item with --set attr=value"),
+    (["--set", "color=magenta"], "valid values: "),
+    (["--set", "collar:pattern=plain"], "cannot be asked for region 'collar'; valid: color"),
+    (["--set", "color=red", "--explain", "x.png"], "--explain draws the query image"),
+])
+def test_cli_composed_bad_input_is_one_line(indexed, capsys, argv, needle):
+    assert main(["search", str(indexed), *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err

@@ -104,7 +104,9 @@ class FakeBackend:
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)
-            if isinstance(query, str):
+            if query is None:  # composed: only the described values count
+                row, qid, h, w, attrs = None, None, 0, 0, {}
+            elif isinstance(query, str):
                 path = self.image_path(query)
                 row = next(i for i, it in enumerate(self.items) if it["id"] == query)
                 attrs = dict(self.items[row]["attrs"])
@@ -124,7 +126,7 @@ class FakeBackend:
             dist = {r: float(sum(self.items[r]["attrs"][a] != v for a, v in attrs.items())) for r in cand}
             order = sorted(cand, key=lambda r: (dist[r], r))[:k]
             boxes = [Box("collar", "attribute", (0.25 * w, 0.0, 0.75 * w, 0.25 * h)),
-                     Box("torso", "region", (0.1 * w, 0.2 * h, 0.9 * w, h))]
+                     Box("torso", "region", (0.1 * w, 0.2 * h, 0.9 * w, h))] if query is not None else []
             return Answer(QueryInfo(w, h, self._pred(shown), boxes, qid), [self._item(r, dist[r]) for r in order],
                           "fake", True, len(cand))
         finally:
