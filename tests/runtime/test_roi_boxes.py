@@ -2,17 +2,11 @@
 import numpy as np
 import pytest
 
-from fashionsearchnet.data.schema import Attribute, Region, Schema
 from fashionsearchnet.runtime import roi
+from tests.support.schemas import four_attribute_region_schema
 
 
-def _schema():
-    return Schema(
-        attributes=(Attribute("category", ("a", "b")), Attribute("collar", ("x", "y")),
-                    Attribute("sleeve", ("s", "l")), Attribute("color", ("r", "g"))),
-        regions=(Region("collar", ("collar",), ("color",)), Region("sleeve", ("sleeve",), ("color",)),
-                 Region("torso", ("category", "color"), ("color",), ("collar", "sleeve"), True)),
-    )
+_schema = four_attribute_region_schema
 
 
 def test_planted_blob_gives_its_bounding_box():
