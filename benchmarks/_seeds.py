@@ -32,3 +32,29 @@ def summarise(per_seed: Mapping[int, dict], protocols: Iterable[str], methods: I
 def cell(d: dict) -> str:
     """``median (min to max)`` with one decimal ("to", not a dash: the bounds may be negative)."""
     return f"{d['median']:.1f} ({d['min']:.1f} to {d['max']:.1f})"
+
+
+def method_rows(per_seed: Mapping[int, dict], summ: dict, protocols: Iterable[str], methods: Iterable[str],
+                ks: Iterable[int]) -> list[str]:
+    """Markdown rows ``| protocol | method | top.. | n |`` of :func:`summarise`'s medians (n per seed)."""
+    ks, seeds, rows = list(ks), sorted(per_seed), []
+    for p in protocols:
+        for m in methods:
+            n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
+            rows.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in ks)
+                        + f" | {n} |")
+    return rows
+
+
+def differences_section(summ: dict, protocols: Iterable[str], others: Iterable[str], ks: Iterable[int]) -> list[str]:
+    """The markdown section of same-seed fsn − other differences (empty when there are none)."""
+    ks, others = list(ks), list(others)
+    if not summ["differences"] or not others:
+        return []
+    md = ["", "Same-seed differences, median (min to max):", "",
+          "| protocol | difference | " + " | ".join(f"top{k}" for k in ks) + " |", "|---|---|" + "---|" * len(ks)]
+    for p in protocols:
+        for o in others:
+            md.append(f"| {p} | fsn − {o} | " + " | ".join(cell(summ["differences"][f"{p}/fsn-{o}/top{k}"])
+                                                         for k in ks) + " |")
+    return md

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from benchmarks._seeds import cell
 from benchmarks.experiments.seeds import seed_summary
 
 
@@ -48,5 +49,5 @@ def test_bad_run_argument_and_unreadable_file(tmp_path):
 
 
 def test_a_negative_range_reads_without_a_dash_between_minus_signs():
-    assert seed_summary.cell({"median": -4.8, "min": -5.1, "max": -4.5}) == "-4.8 (-5.1 to -4.5)"
-    assert seed_summary.cell({"median": 0.4, "min": -1.2, "max": 1.9}) == "0.4 (-1.2 to 1.9)"
+    assert cell({"median": -4.8, "min": -5.1, "max": -4.5}) == "-4.8 (-5.1 to -4.5)"
+    assert cell({"median": 0.4, "min": -1.2, "max": 1.9}) == "0.4 (-1.2 to 1.9)"

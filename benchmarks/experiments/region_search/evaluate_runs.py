@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks._report import command, machine, write_report
-from benchmarks._seeds import cell, spread, summarise
+from benchmarks._seeds import differences_section, method_rows, spread, summarise
 from benchmarks.experiments.methods.heldout_eval import run_key
 
 from fashionsearchnet.app.cli import main as fsn
@@ -167,18 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     md += ["", "## Top-K, median over seeds (min to max); with two seeds the median is the mean", "",
            "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |",
            "|---|---|" + "---|" * (len(KS) + 1)]
-    for p in protocols:
-        for m in methods:
-            n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
-            md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS)
-                      + f" | {n} |")
-    if summ["differences"]:
-        md += ["", "Same-seed differences, median (min to max):", "",
-               "| protocol | difference | " + " | ".join(f"top{k}" for k in KS) + " |", "|---|---|" + "---|" * len(KS)]
-        for p in protocols:
-            for o in others:
-                md.append(f"| {p} | fsn − {o} | " + " | ".join(cell(summ["differences"][f"{p}/fsn-{o}/top{k}"])
-                                                             for k in KS) + " |")
+    md += method_rows(per_seed, summ, protocols, methods, KS)
+    md += differences_section(summ, protocols, others if "fsn" in methods else [], KS)
     for f in FIGURES:
         for m, vals in figs[f].items():
             if vals:

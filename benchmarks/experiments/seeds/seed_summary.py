@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from benchmarks._report import command, machine, write_report
-from benchmarks._seeds import cell, summarise
+from benchmarks._seeds import differences_section, method_rows, summarise
 
 from fashionsearchnet.whole_numbers import whole_number
 
@@ -81,17 +81,8 @@ def main(argv: list[str] | None = None) -> int:
           "Inputs: " + ", ".join(f"seed {s} `{files[s]}`" for s in seeds), "",
           "Median over seeds (min to max); with two seeds the median is the mean:", "",
           "| protocol | method | " + " | ".join(f"top{k}" for k in KS) + " | n |", "|---|---|" + "---|" * (len(KS) + 1)]
-    for p in protocols:
-        for m in methods:
-            n = "/".join(str(per_seed[s][p][m]["n"]) for s in seeds)
-            md.append(f"| {p} | {m} | " + " | ".join(cell(summ["methods"][f"{p}/{m}/top{k}"]) for k in KS)
-                      + f" | {n} |")
-    md += ["", "Same-seed differences, median (min to max):", "",
-           "| protocol | difference | " + " | ".join(f"top{k}" for k in KS) + " |", "|---|---|" + "---|" * len(KS)]
-    for p in protocols:
-        for o in others:
-            md.append(f"| {p} | fsn − {o} | " + " | ".join(cell(summ["differences"][f"{p}/fsn-{o}/top{k}"])
-                                                         for k in KS) + " |")
+    md += method_rows(per_seed, summ, protocols, methods, KS)
+    md += differences_section(summ, protocols, others, KS)
     if ratios:
         md += ["", "fsn_region / fsn at Top-30, per seed:", ""]
         md += [f"- {p}: " + ", ".join(f"seed {s} {v:.2f}x" for s, v in zip(seeds, vals)) for p, vals in ratios.items()]
