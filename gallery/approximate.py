@@ -12,7 +12,7 @@ import numpy as np
 
 from fashionsearchnet.gallery import ann
 from fashionsearchnet.gallery.ann import HnswConfig
-from fashionsearchnet.search.compose import composed_reps
+from fashionsearchnet.search.compose import candidate_values, composed_reps
 from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.projection import global_representation
 from fashionsearchnet.search.request import Request, candidate_substitution, image_level
@@ -81,7 +81,7 @@ class AnnSearch:
         """A composed query (no image): ``max(50 k, 1000)`` candidates from the index of each weight set its
         image-level values use, asked with the prototype-built query (search/compose.py ``composed_reps``),
         re-scored exactly with the composed distance of ``method``."""
-        manip = candidate_substitution(request, self.params.schema)
+        manip = candidate_values(request, self.params.schema)
         qa = composed_reps(self.params, request)
         per = min(max(REGION_CANDIDATES_PER_K * k, REGION_CANDIDATES_MIN), size)
         cands = [ann.query(self.indices[s], self.query_global(qa, s)[None], per, self.hnsw.ef)[0][0]

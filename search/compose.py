@@ -5,8 +5,9 @@ value); the attributes a shopper leaves unset are handled by :data:`UNSET_MODES`
 
 - ``omit``: left out of the distance. ``fsn`` / ``no_aam``: the global representation of eq. 7 over the set
   attributes only (``lam`` zeroed for the others, on the query and the gallery side alike), in the weight set of
-  each set attribute (several: the mean of the squared distances, as for manipulations); ``fsn_region``: the
-  section 4.4 distance with the untouched representations weighed 0.
+  each set attribute (several: the mean of the squared distances, as for manipulations); ``fsn_region``: that
+  global term over the image-level values it changes (``set`` and primary-region requests) plus the requested
+  region pairs' terms (untouched pairs weigh 0).
 - ``neutral``: every unset attribute (and region pair) takes the mean of its value prototypes, and the request is
   scored like a manipulation of that neutral query (unset representations keep fsn_region's ``region_weight``).
 
@@ -21,6 +22,7 @@ approximate search, filters and ``k`` work unchanged: a composed query is a sear
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from fashionsearchnet.errors import RequestError, UsageError
 from fashionsearchnet.search.params import COMPOSE_UNSET_MODES as UNSET_MODES
 from fashionsearchnet.search.params import DEFAULT_COMPOSE_UNSET as DEFAULT_UNSET
 from fashionsearchnet.search.params import SearchParams
-from fashionsearchnet.search.request import Request, candidate_substitution, image_level
+from fashionsearchnet.search.request import Request, image_level
 from fashionsearchnet.search.table import FeatureTable
 
 LOG_FLOOR = 1e-12  # attribute baseline: probabilities are floored here before the log (a softmax can round to 0)
@@ -71,15 +73,23 @@ def composed_reps(params: SearchParams, request: Request) -> np.ndarray:
     attribute, image-level and primary-region ones first) substituted by their prototypes: the query the
     approximate search asks the hnsw indices with."""
     reps = neutral_table(params).attr_reps[0].copy()
-    for a, v in candidate_substitution(request, params.schema).items():
+    for a, v in candidate_values(request, params.schema).items():
         reps[a] = params.prototypes[a][v]
     return reps
 
 
-def omit_params(params: SearchParams, request: Request) -> SearchParams:
-    """``params`` with ``lam`` zeroed for every attribute the request leaves unset (all weight sets)."""
+def candidate_values(request: Request, schema: Schema) -> dict[int, int]:
+    """Image-level {attribute: value} the approximate search asks the hnsw indices with: every described value,
+    region requests mapped to their attribute. With no photo there is no torso to keep, and a part's colour is
+    mostly what the global space holds of it (measured: region representations sit nearest the torso's value),
+    so this finds the candidates the exact composed distance ranks first."""
+    return image_level(request, schema)
+
+
+def omit_params(params: SearchParams, described: Iterable[int]) -> SearchParams:
+    """``params`` with ``lam`` zeroed for every attribute not in ``described`` (attribute indices; all weight sets)."""
     keep = np.zeros(len(params.schema.attributes), np.float32)
-    keep[list(image_level(request, params.schema))] = 1.0
+    keep[list(described)] = 1.0
     return dataclasses.replace(params, lam=params.lam * keep[None, :])
 
 
@@ -102,7 +112,7 @@ class LogProbScorer:
 
 def composed_scorer(params: SearchParams, request: Request, method: str):
     """The scorer of a composed query (no image) under ``method`` (one of ``scorers.METHODS``)."""
-    from fashionsearchnet.search.scorers import GlobalScorer, RegionScorer, check_method
+    from fashionsearchnet.search.scorers import GlobalScorer, RegionScorer, check_method, region_plan
 
     check_method(method)
     if request.is_empty:
@@ -111,7 +121,11 @@ def composed_scorer(params: SearchParams, request: Request, method: str):
     if method == "attribute":
         return LogProbScorer(params, request)
     table = neutral_table(params)
-    if method == "fsn_region":
-        p = dataclasses.replace(params, region_weight=0.0) if mode == "omit" else params
-        return RegionScorer(p, table, request)
-    return GlobalScorer(omit_params(params, request) if mode == "omit" else params, table, request)
+    if method == "fsn_region":  # fsn_region's global term changes the image-level (set and torso) values only
+        if mode == "neutral":
+            return RegionScorer(params, table, request)
+        described = region_plan(request, params.schema).attr_subst
+        return RegionScorer(dataclasses.replace(params, region_weight=0.0), table, request,
+                            global_params=omit_params(params, described))
+    described = image_level(request, params.schema)
+    return GlobalScorer(omit_params(params, described) if mode == "omit" else params, table, request)

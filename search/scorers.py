@@ -286,10 +286,13 @@ class RegionScorer:
     requests) plus weighted squared distances of the region-specific representations, a requested pair's query
     representation replaced by the region prototype of the asked value (:func:`pair_coefficients`)."""
 
-    def __init__(self, params: SearchParams, query: FeatureTable, request: Request):
+    def __init__(self, params: SearchParams, query: FeatureTable, request: Request,
+                 global_params: SearchParams | None = None):
+        """``global_params``: the parameters of the global term when they differ (a composed query's ``omit``)."""
         schema = params.schema
         plan = region_plan(request, schema)
-        self.glob = GlobalScorer(params, query, request, manip=plan.attr_subst)
+        self.glob = GlobalScorer(params if global_params is None else global_params, query, request,
+                                 manip=plan.attr_subst)
         self.c = pair_coefficients(plan, region_terms(params), float(params.region_weight))
         qr = np.array(query.region_reps, dtype=np.float32, copy=True)
         for p, v in plan.pair_subst.items():

@@ -46,17 +46,22 @@ def hand_global(params, g_reps, described: dict[int, int], mode: str) -> float:
     return total / len(described)
 
 
-def hand_region(params, g_attr, g_region, attr_vals: dict[int, int], pair_vals: dict[int, int], mode: str) -> float:
-    sch = params.schema
-    w_rest = 0.0 if mode == "omit" else params.region_weight
-    d = 0.0
-    for a in range(len(sch.attributes)):
-        q = params.prototypes[a][attr_vals[a]] if a in attr_vals else params.prototypes[a].astype(np.float64).mean(0)
-        d += (1.0 if a in attr_vals else w_rest) * float(((q - g_attr[a].astype(np.float64)) ** 2).sum())
+def hand_region(params, g_attr, g_region, attr_vals: dict[int, int], pair_vals: dict[int, int], mode: str,
+                primary_pairs: set[int]) -> float:
+    """fsn_region composed: the global term over the image-level values (``hand_global``) plus, per region pair,
+    c_p |q_p - g_p|^2 with c_p = weight (asked collar/sleeve pair), primary_weight (asked torso pair) or
+    region_weight x weight (untouched; 0 when omitted), times global_scale / pair_scale."""
+    from fashionsearchnet.search.scorers import region_terms
+    sch, terms = params.schema, region_terms(params)
+    d = hand_global(params, g_attr, attr_vals, mode)
     for p, (reg, attr) in enumerate(sch.region_pairs):
         protos = params.region_prototype(reg, attr)
         q = protos[pair_vals[p]] if p in pair_vals else protos.astype(np.float64).mean(0)
-        d += (1.0 if p in pair_vals else w_rest) * float(((q - g_region[p].astype(np.float64)) ** 2).sum())
+        if p in pair_vals:
+            c = terms.primary_weight if p in primary_pairs else terms.weight
+        else:
+            c = 0.0 if mode == "omit" else params.region_weight * terms.weight
+        d += c * terms.global_scale / terms.pair_scales[p] * float(((q - g_region[p].astype(np.float64)) ** 2).sum())
     return d
 
 
@@ -82,8 +87,10 @@ def test_region_composed_distance_is_the_hand_computation(params, mode):
     attr_vals = {sch.attr_index("category"): 0, sch.attr_index("pattern"): 1}  # torso is primary: image level too
     pair_vals = {sch.region_pair_index("sleeve", "color"): 2, sch.region_pair_index("torso", "pattern"): 1}
     got = score(p, None, req, t, "fsn_region")[0]
-    want = [hand_region(p, t.attr_reps[i], t.region_reps[i], attr_vals, pair_vals, mode) for i in range(len(t))]
-    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)  # the neutral row is stored in float32
+    primary = {sch.region_pair_index("torso", "pattern")}
+    want = [hand_region(p, t.attr_reps[i], t.region_reps[i], attr_vals, pair_vals, mode, primary)
+            for i in range(len(t))]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # eq. 7's product runs in float32
 
 
 def test_attribute_baseline_ranks_by_the_joint_probability_of_the_described_values(params):
