@@ -7,23 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.support.gallery_fixtures import random_params, random_table, schema, structured_table
+from tests.support.gallery_fixtures import random_table, structured_table
 
 from fashionsearchnet.errors import RequestError
 from fashionsearchnet.search.compose import require_description
 from fashionsearchnet.search.exact import ExactSearcher, exact_topk, topk_rows
 from fashionsearchnet.search.request import Request
 from fashionsearchnet.search.scorers import score
-
-
-@pytest.fixture(scope="module")
-def sch():
-    return schema()
-
-
-@pytest.fixture(scope="module")
-def params(sch):
-    return random_params(sch)
 
 
 def hand_global(params, g_reps, described: dict[int, int], mode: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.gallery_fixtures import random_params, random_table, reference_distance, row, schema
+from tests.support.gallery_fixtures import random_params, random_table, reference_distance, row
 
 from fashionsearchnet.errors import SchemaError, UsageError
 from fashionsearchnet.search.exact import ExactSearcher, exact_topk, topk_rows
@@ -12,16 +12,6 @@ from fashionsearchnet.search.projection import global_representation
 from fashionsearchnet.search.request import Request, image_level
 from fashionsearchnet.search.scorers import score
 from fashionsearchnet.search.table import FeatureTable
-
-
-@pytest.fixture(scope="module")
-def sch():
-    return schema()
-
-
-@pytest.fixture(scope="module")
-def params(sch):
-    return random_params(sch)
 
 
 def _copy(t: FeatureTable) -> FeatureTable:
