@@ -3,19 +3,13 @@
 is the checked-in asset, not an export made with torch."""
 from __future__ import annotations
 
-import importlib
 import sys
 
-import pytest
+from tests.support.torch_block import assert_torch_blocked
 
 
 def test_torch_and_the_torch_side_packages_cannot_be_imported_here():
-    assert "torch" not in sys.modules
-    with pytest.raises(ImportError, match="blocked"):
-        import torch  # noqa: F401
-    for name in ("torch.nn", "onnx", "fashionsearchnet.training.model", "fashionsearchnet.export.graphs"):
-        with pytest.raises(ImportError, match="blocked"):
-            importlib.import_module(name)
+    assert_torch_blocked()
 
 
 def test_the_runtime_runs_the_asset_without_torch(tiny_bundle):

@@ -56,3 +56,18 @@ def torch_blocked() -> Iterator[None]:
                     delattr(sys.modules[parent], child)
             else:
                 setattr(sys.modules[parent], child, value)
+
+
+def assert_torch_blocked() -> None:
+    """Fail unless torch, onnx and the torch-side packages cannot be imported here (a folder's proof that the
+    conftest blocks them)."""
+    import importlib
+
+    assert "torch" not in sys.modules, "torch is loaded in a kiosk-side test"
+    for name in ("torch", "torch.nn", "onnx", "fashionsearchnet.training.model", "fashionsearchnet.export.graphs"):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            assert "blocked" in str(e), f"{name}: {e}"
+        else:
+            raise AssertionError(f"{name} could be imported in a kiosk-side test")
