@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training epochs per stage: E or E1,E2,E3 (default %s)" % ",".join(map(str, d.epochs)))
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
+    p.add_argument("--reference-count", type=int, default=d.reference_count,
+                   help=f"images of the reference bundle's catalogue (default {d.reference_count}; only when the "
+                        "package ships app/demo/reference/)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="answer the report's searches and the kiosk with the freshly trained model even when the "
+                        "package ships a reference bundle")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 50:
         raise UsageError(f"--count {args.count}: give at least 50 images so every split has items")
+    if args.reference_count < 50:
+        raise UsageError(f"--reference-count {args.reference_count}: give at least 50 images so every split has items")
     cfg = DemoConfig(count=args.count, size=args.size, seed=args.seed, preset=args.preset, epochs=args.epochs,
-                     lr=args.lr)
+                     lr=args.lr, reference_count=args.reference_count)
     t0 = time.perf_counter()
-    res = build(args.out, cfg, bars=lambda total, desc: bar(total, desc, "it"))
+    res = build(args.out, cfg, bars=lambda total, desc: bar(total, desc, "it"),
+                **({"reference": None} if args.no_reference else {}))
     took = time.perf_counter() - t0
     built = ", ".join(f"{k} " + ("reused" if v["reused"] else f"{v['seconds']:.0f} s") for k, v in res.steps.items())
     sys.stdout.write(

@@ -127,7 +127,7 @@ def tiny_int8_bundles(tmp_path_factory, tiny_synth):
 
 
 # ---- kiosk side (serve / browser / demo tests) ------------------------------------------------------------
-KIOSK_DEMO = dict(count=240, size=64, seed=7, preset="tiny", epochs=(30, 5, 40), lr=0.02, k=8)
+KIOSK_DEMO = dict(count=240, size=64, seed=7, preset="tiny", epochs=(30, 5, 40), lr=0.02, k=8, reference_count=80)
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +137,7 @@ def kiosk_demo(tmp_path_factory):
     from fashionsearchnet.app.demo import DemoConfig, build
 
     cfg = DemoConfig(**KIOSK_DEMO)
-    return build(tmp_path_factory.mktemp("kiosk_demo") / "demo", cfg), cfg
+    return build(tmp_path_factory.mktemp("kiosk_demo") / "demo", cfg, reference=None), cfg
 
 
 @pytest.fixture(scope="session")

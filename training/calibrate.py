@@ -9,8 +9,13 @@ into its checkpoint (``fsn calibrate RUN``; the trainer calls :func:`calibrate_c
    the training boxes (prototypes from the validation rows' own representations in both cases). The heads keep
    the training boxes unless the new ones win by :data:`HEADS_MIN_GAIN` points of Top-30 (the heads were trained
    on 0.2 boxes); the tight boxes are then the display / localisation boxes only (``RoiChoice``).
+1b. **Region heads** (``region_head``, training/region_head.py and calibrate_region_heads.py): small heads on an
+   early map (pool2 or conv3: same grid, 33/49 px receptive fields instead of conv5's 81) at the region boxes the
+   ROI step chose at the heads' upsampling, fitted on the frozen backbone with the region truth columns; kept only
+   if their validation region specificity beats the conv5 region representations. Only the region pairs read
+   region boxes, so the attribute representations are unchanged.
 2. **Region prototypes** (``region_prototypes``): the mean ``region_reps`` of every training row per value of
-   the row's REGION truth column (training/prototypes.py): pooled from the existing heads, no new training.
+   the row's REGION truth column (training/prototypes.py), from the region heads where they were fitted.
 3. **fsn_region terms** (``region_terms``, ``region_weight``): scales from the prototypes
    (``search.scorers.prototype_scales``); the weight of requested collar/sleeve pairs and the down-weight of the
    untouched pairs maximise precision@10 + Top-5 on validation collar/sleeve requests whose value differs from
@@ -48,6 +53,7 @@ from fashionsearchnet.training.checkpoint import Checkpoint, check_schema, resol
 from fashionsearchnet.training.extract import load_resized, to_tensor
 from fashionsearchnet.training.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS, cell_box_to_pixels,
                                                    truth_boxes)
+from fashionsearchnet.training.calibrate_region_heads import choose_region_heads
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.prototypes import compute_prototypes, compute_region_prototypes
 
@@ -414,6 +420,9 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
                                   f"run was trained on)")
         dataset = load_dataset(folder)
     check_schema(ck.schema, dataset.schema, str(file))
+    if ck.region_head is not None:  # calibrated before: start again from the trained heads alone
+        ck = dataclasses.replace(ck, region_head=None,
+                                 model={k: v for k, v in ck.model.items() if not k.startswith("region_heads.")})
     schema, pre = ck.schema, ck.preprocessing
     model = ck.build_model()
     lam, W = model.lam.detach().numpy(), model.W.detach().numpy()
@@ -472,9 +481,26 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
                  tight.upsample, roi_report["thresholds"], roi_report["iou"], roi_report["iou_default"],
                  roi_report["retrieval_check"]["heads_use"], check["training_boxes"]["top30"],
                  check["calibrated_boxes"]["top30"])
+    # 1b. region heads (training/region_head.py) on the region boxes the ROI step chose at the heads' upsampling
+    # (only the region pairs read region boxes, so the attribute representations keep their training boxes)
+    region_settings = choice.heads
+    if masks is not None:
+        regions = choice.display.regions if choice.display.upsample == choice.heads.upsample else choose_roi(
+            bb["aams"], bb["region_maps"], schema, masks, upsamples=(int(choice.heads.upsample),))[0].regions
+        region_settings = RoiSettings(choice.heads.attributes, regions, choice.heads.upsample)
+    spec, region_heads, rh_report = choose_region_heads(model, dataset, val, pre, region_settings, seed=seed)
+    report["region_heads"] = rh_report
+    if spec is not None:
+        state = {k: v for k, v in model.state_dict().items()}
+        model = FashionSearchNet(schema, ck.preset, ck.method, ck.whole_map_pool, spec)
+        model.load_state_dict({**state, **{f"region_heads.{k}": v for k, v in region_heads.state_dict().items()}})
+        model.eval()
+        choice = RoiChoice(heads=region_settings, display=choice.display)
+        ck = dataclasses.replace(ck, model=model.state_dict(), region_head=spec.to_dict())
+        log.info("region heads: %s", rh_report["chosen"])
     # 2. prototypes over every training row with the heads' boxes (image-level ones change only if the heads do;
     # then a second pass pools the calibrated boxes)
-    if not choice.heads.is_default:
+    if not choice.heads.is_default or spec is not None:
         attr_reps, region_reps = [], []
         for s in range(0, len(train), 1024):
             pb = backbone_outputs(model, load_resized(dataset, train[s:s + 1024], pre), pre)
@@ -484,8 +510,7 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
             region_reps.append(r)
     A_all, R_all = np.concatenate(attr_reps), np.concatenate(region_reps)
     train_labels = dataset.labels[train].astype(np.int64)
-    prototypes = ck.prototypes if choice.heads.is_default else compute_prototypes(A_all, train_labels,
-                                                                                  schema.num_classes)
+    prototypes = compute_prototypes(A_all, train_labels, schema.num_classes)  # at the boxes the heads pool
     region_labels = {k: v[train] for k, v in dataset.region_labels.items()}
     region_protos = compute_region_prototypes(R_all, region_labels, train_labels, schema, prototypes)
     report["region_prototypes"] = {"pairs": sorted(region_protos), "rows": int(len(train)),

@@ -33,6 +33,7 @@ from fashionsearchnet.search.params import RegionTerms, SearchParams
 from fashionsearchnet.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.presets import Preset
+from fashionsearchnet.training.region_head import RegionHeadSpec
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -126,6 +127,7 @@ class Checkpoint:
     region_terms: dict[str, Any] | None = None  # fsn_region's RegionTerms: weight, primary_weight, scales
     roi: dict[str, Any] | None = None  # RoiChoice.to_dict(): heads and display thresholds / upsampling
     calibration: dict[str, Any] | None = None  # what calibration measured (validation rows, IoUs, retrieval)
+    region_head: dict[str, Any] | None = None  # RegionHeadSpec.to_dict() when region heads were fitted
     path: Path | None = None  # where it was loaded from (not stored)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +141,7 @@ class Checkpoint:
             d["data"] = self.data
         if self.region_prototypes:
             d["region_prototypes"] = {k: np.asarray(v, np.float32) for k, v in self.region_prototypes.items()}
-        for key in ("region_terms", "roi", "calibration"):
+        for key in ("region_terms", "roi", "calibration", "region_head"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -157,7 +159,8 @@ class Checkpoint:
             config=d.get("config", {}), train_rows=d.get("train_rows"), data=d.get("data"),
             whole_map_pool=d.get("whole_map_pool", "sample"),
             region_prototypes={k: np.asarray(v, np.float32) for k, v in d.get("region_prototypes", {}).items()},
-            region_terms=d.get("region_terms"), roi=d.get("roi"), calibration=d.get("calibration"), path=file)
+            region_terms=d.get("region_terms"), roi=d.get("roi"), calibration=d.get("calibration"),
+            region_head=d.get("region_head"), path=file)
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (RUN/<method>/checkpoint.pt) atomically, with its checksum; returns the path."""
@@ -184,7 +187,11 @@ class Checkpoint:
 
     def build_model(self, device: str = "cpu") -> FashionSearchNet:
         """The network with the stored weights, in eval mode on ``device``."""
-        model = FashionSearchNet(self.schema, self.preset, self.method, self.whole_map_pool)
+        try:
+            spec = RegionHeadSpec.from_dict(self.region_head)
+        except CheckpointError as e:
+            raise CheckpointError(f"{self.path}: {e}; run 'fsn calibrate' on the run again") from None
+        model = FashionSearchNet(self.schema, self.preset, self.method, self.whole_map_pool, spec)
         try:
             model.load_state_dict(self.model)
         except RuntimeError as e:

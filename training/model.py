@@ -19,6 +19,7 @@ from torch import nn
 from fashionsearchnet.data.schema import Schema, class_offsets
 from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.training.presets import Preset
+from fashionsearchnet.training.region_head import RegionHeads, RegionHeadSpec, layer_channels
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def global_representation(attr_reps: torch.Tensor, lam: torch.Tensor, W: torch.T
 class FashionSearchNet(nn.Module):
     """AlexNet-style conv1-conv7 + GAP classifiers (AAMs) + ROI-pooled per-attribute heads + global params."""
 
-    def __init__(self, schema: Schema, preset: Preset, method: str = "fsn", whole_map_pool: str = "area"):
+    def __init__(self, schema: Schema, preset: Preset, method: str = "fsn", whole_map_pool: str = "area",
+                 region_head: RegionHeadSpec | None = None):
         super().__init__()
         if whole_map_pool not in WHOLE_MAP_POOLS:
             raise UsageError(f"whole_map_pool must be one of {', '.join(WHOLE_MAP_POOLS)}, got {whole_map_pool!r}")
@@ -131,9 +133,18 @@ class FashionSearchNet(nn.Module):
         self.rep_classifiers = nn.ModuleList([nn.Linear(p.rep_dim, c) for c in self.num_classes])  # L_TC
         self.lam = nn.Parameter(torch.ones(A + 1, A))
         self.W = nn.Parameter(torch.randn(A + 1, A * p.rep_dim, p.global_dim) / math.sqrt(A * p.rep_dim))
-        # head k of the batched heads: attribute k (k < A), else region pair k-A (its attribute's own head)
-        head_index = list(range(A)) + [schema.attr_index(a) for _, a in pairs]
-        box_index = list(range(A)) + [A + region_names.index(r) for r, _ in pairs]
+        # head k of the batched heads: attribute k (k < A), else region pair k-A (its attribute's own head); with
+        # region heads (training/region_head.py) the pairs are theirs and the attribute heads pool attributes only
+        self.region_spec = region_head
+        head_pairs = [] if region_head is not None else pairs
+        head_index = list(range(A)) + [schema.attr_index(a) for _, a in head_pairs]
+        box_index = list(range(A)) + [A + region_names.index(r) for r, _ in head_pairs]
+        self.region_heads = None
+        if region_head is not None:
+            in_f = layer_channels(p, region_head.layer) * region_head.pool ** 2
+            self.region_heads = RegionHeads(len(pairs), in_f, region_head.hidden, p.rep_dim)
+        self.register_buffer("pair_box_index", torch.tensor([A + region_names.index(r) for r, _ in pairs],
+                                                            dtype=torch.long), persistent=False)
         self._head_positions = [[k for k, h in enumerate(head_index) if h == a] for a in range(A)]
         order = [k for pos in self._head_positions for k in pos]
         self._head_inverse = [order.index(k) for k in range(len(order))]
@@ -156,9 +167,9 @@ class FashionSearchNet(nn.Module):
         x = F.relu(n[0](self.conv1(images)))
         x = F.max_pool2d(x, 3, 2)
         x = F.relu(n[1](self.conv2(x)))
-        x = F.max_pool2d(x, 3, 2)
-        x = F.relu(n[2](self.conv3(x)))
-        x = F.relu(n[3](self.conv4(x)))
+        pool2 = F.max_pool2d(x, 3, 2)
+        conv3 = F.relu(n[2](self.conv3(pool2)))
+        x = F.relu(n[3](self.conv4(conv3)))
         conv5 = F.relu(n[4](self.conv5(x)))
         x = F.relu(n[5](self.conv6(conv5)))
         conv7 = F.relu(n[6](self.conv7(x)))
@@ -184,16 +195,28 @@ class FashionSearchNet(nn.Module):
         b, _, h, w = conv7.shape
         region_maps = torch.stack(regions, dim=1) if regions else conv7.new_zeros((b, 0, h, w))
         return {"conv5": conv5, "logits": logits, "probs": torch.cat(probs, dim=1),
-                "aams": torch.stack(aams, dim=1), "region_maps": region_maps}
+                "aams": torch.stack(aams, dim=1), "region_maps": region_maps, "pool2": pool2, "conv3": conv3}
 
     def backbone(self, images: torch.Tensor):
-        """(B,3,S,S) -> conv5 (B,C5,h,w), probs (B,sumC), aams (B,A,h,w), region_maps (B,R,h,w)."""
+        """(B,3,S,S) -> conv5 (B,C5,h,w), probs (B,sumC), aams (B,A,h,w), region_maps (B,R,h,w). With region heads
+        the first output is conv5 with the region heads' early map appended along the channels (the heads' input)."""
         o = self.forward_backbone(images)
-        return o["conv5"], o["probs"], o["aams"], o["region_maps"]
+        return self.backbone_features(o), o["probs"], o["aams"], o["region_maps"]
+
+    def backbone_features(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The heads' input from :meth:`forward_backbone`'s outputs: conv5, with the region heads' map appended."""
+        if self.region_spec is None:
+            return outputs["conv5"]
+        return torch.cat([outputs["conv5"], outputs[self.region_spec.layer]], dim=1)
 
     # ---- graph 2 ---------------------------------------------------------------------------------
     def heads(self, conv5: torch.Tensor, boxes: torch.Tensor):
-        """conv5 (B,C5,h,w) + boxes (B,A+R,4) -> attr_reps (B,A,D), region_reps (B,P,D) (fc10 outputs)."""
+        """conv5 (B,C5,h,w) + boxes (B,A+R,4) -> attr_reps (B,A,D), region_reps (B,P,D) (fc10 outputs; with region
+        heads ``conv5`` carries their early map after its own C5 channels and they give ``region_reps``)."""
+        early = None
+        if self.region_heads is not None:
+            c5 = self.conv5.out_channels
+            conv5, early = conv5[:, :c5], conv5[:, c5:]
         r = F.relu(self.reduce(conv5))
         crops = self._pool(r, boxes[:, self.box_index], self.preset.pool)  # (B,K,C,P,P)
         x = crops.flatten(2)  # (B,K,in)
@@ -204,7 +227,14 @@ class FashionSearchNet(nn.Module):
             outs.append(ha @ self.fc10_w[a] + self.fc10_b[a])
         y = torch.cat(outs, dim=1)[:, self._head_inverse]  # back to box order: attributes, then region pairs
         a = self.num_attributes
-        return y[:, :a], y[:, a:]
+        if early is None:
+            return y[:, :a], y[:, a:]
+        return y, self.region_heads(self.region_crops(early, boxes))
+
+    def region_crops(self, early: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """(B,C,h,w) early map x (B,A+R,4) boxes -> (B,P,C*pool*pool): each region pair's crop of its region box."""
+        assert self.region_spec is not None
+        return roi_pool(early, boxes[:, self.pair_box_index], self.region_spec.pool).flatten(2)
 
     def rep_logits(self, attr_reps: torch.Tensor) -> list[torch.Tensor]:
         """L_TC: the per-attribute classifier on fc10_a (dropout on the fc10 output while training)."""

@@ -81,7 +81,7 @@ class RegionTripletLoss:
         x, y = self.batch(rows)
         o = model.forward_backbone(x)
         boxes = boxes_for(model, o["aams"].detach().cpu().numpy(), o["region_maps"].detach().cpu().numpy())
-        reps, _ = model.heads(o["conv5"], torch.from_numpy(boxes).to(self.device))
+        reps, _ = model.heads(model.backbone_features(o), torch.from_numpy(boxes).to(self.device))
         # the global batch (every process's share, in order): the loss and the triplets are picked over all of it
         logits, reps, y = self.gather(o["logits"]), self.gather(reps), self.gather(y)
         l_c = losses.classification_loss(logits, y, model.offsets)

@@ -73,7 +73,9 @@ def attribute_example(ds: Any, qrows: Sequence[int]) -> Example:
 
 
 def region_example(ds: Any, qrows: Sequence[int]) -> Example | None:
-    """A region colour change (sleeve colour where the catalogue has it) to a colour unlike the query's torso."""
+    """A region colour change (sleeve colour where the catalogue has it) to a colour unlike the query's torso: of
+    the query rows with sleeves, the (query, colour) pair with the most gallery items that have that sleeve colour
+    on the query's torso colour (what a right answer is), first query and colour on ties."""
     region_key = next((k for k in ("sleeve:color",) if k in ds.region_labels), None)
     if region_key is None and ds.region_labels:
         region_key = next(iter(ds.region_labels))
@@ -86,13 +88,19 @@ def region_example(ds: Any, qrows: Sequence[int]) -> Example | None:
     a = names.index(attr)
     vals = schema.attributes[a].values
     rl = ds.region_labels[region_key]
-    q3 = next((r for r in qrows if labels[r, names.index("sleeve")] != 0), qrows[-1]) if "sleeve" in names else qrows[0]
-    own = rl[q3]
-    cnt = np.bincount(rl[rl >= 0], minlength=len(vals))
-    if own >= 0:
-        cnt[own] = -1
-    cnt[labels[q3, a]] = -1  # a sleeve colour unlike the torso, so the change is region-specific
-    v = int(np.argmax(cnt))
+    gallery = ds.indices("gallery")
+    with_part = [r for r in qrows if rl[r] >= 0 and ("sleeve" not in names or labels[r, names.index("sleeve")] != 0)]
+    best: tuple[int, int, int] | None = None  # (answers, query row, value)
+    for r in with_part or list(qrows[:1]):
+        for cand in range(len(vals)):
+            if cand in (labels[r, a], rl[r]):  # unlike the torso (region-specific) and a change for the part
+                continue
+            n = int(((rl[gallery] == cand) & (labels[gallery, a] == labels[r, a])).sum())
+            if best is None or n > best[0]:
+                best = (n, int(r), cand)
+    if best is None:
+        return None
+    _, q3, v = best
 
     def hit_region(row: int) -> str:
         if rl[row] != v:

@@ -12,8 +12,11 @@ the HTTP service runs. Torch is imported only by the train and export steps.
 Reference bundle (issue 17): a model trained for minutes cannot show region search. When the package ships a
 bundle in ``app/demo/reference/`` (``manifest.json`` + its files, ``MODEL_CARD.md`` beside them: the command that
 trained it, data seed, metrics, sha256), the demo still trains, exports and indexes a fresh model to show the
-pipeline, then also indexes the catalogue with the reference bundle (``reference-gallery/``); the report's
-searches and the kiosk (``fsn serve``) use that gallery, and the report says so.
+pipeline, then synthesises a second catalogue for it (``reference-data/``: the ``regional`` profile, whose
+families share a torso and differ in collar/sleeve accents, ``reference_count`` images of seed ``reference_seed``,
+all gallery but a tenth of queries; 600 basic images leave at most 2 gallery items with a given sleeve colour on a
+given torso, too few to show region search) and indexes it with the reference bundle (``reference-gallery/``);
+the report's searches and the kiosk (``fsn serve``) use that gallery, and the report says so.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ Bars = Callable[[int | None, str], ContextManager[Callable[[int], None]]]
 STATE = "demo.json"
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"  # a bundle shipped with the package, if any
 AUTO = "packaged"
-STEPS = ("data", "run", "bundle", "gallery", "reference")
+STEPS = ("data", "run", "bundle", "gallery", "reference-data", "reference")
+REFERENCE_PROFILE, REFERENCE_SPLITS = "regional", (0.0, 0.9, 0.1)
 
 
 def packaged_reference(folder: Path = REFERENCE_DIR) -> Path | None:
@@ -53,6 +57,8 @@ class DemoConfig:
     batch_size: int = 32
     lr: float = 0.02
     k: int = 8
+    reference_count: int = 2000  # the reference bundle's catalogue (module doc)
+    reference_seed: int = 101  # the region study's held-out seed: not the reference model's training data (seed 0)
 
     def step_key(self, step: str) -> dict[str, Any]:
         """The part of the configuration that a step's output depends on."""
@@ -61,7 +67,8 @@ class DemoConfig:
                 "run": ("count", "size", "seed", "preset", "epochs", "batch_size", "lr")}
         keys["bundle"] = keys["run"]
         keys["gallery"] = keys["run"]
-        keys["reference"] = keys["data"]  # and the reference bundle itself: the gallery is bound to its sha256
+        keys["reference-data"] = ("reference_count", "size", "reference_seed")
+        keys["reference"] = keys["reference-data"]  # and the bundle itself: the gallery is bound to its sha256
         return {k: d[k] for k in keys[step]}
 
 
@@ -121,6 +128,18 @@ def _step_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
         shutil.rmtree(data)
     with bars(cfg.count, "1/4 synthesise") as advance:
         generate(data, cfg.count, seed=cfg.seed, size=cfg.size, progress=advance)
+    return data
+
+
+def _step_reference_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
+    from fashionsearchnet.data.synth import generate
+
+    data = out / "reference-data"
+    if data.exists():
+        shutil.rmtree(data)
+    with bars(cfg.reference_count, "5/6 synthesise (reference model's catalogue)") as advance:
+        generate(data, cfg.reference_count, seed=cfg.reference_seed, size=cfg.size, splits=REFERENCE_SPLITS,
+                 progress=advance, profile=REFERENCE_PROFILE)
     return data
 
 
@@ -213,13 +232,16 @@ def build(out: str | Path, cfg: DemoConfig = DemoConfig(), bars: Bars | None = N
     step("run", lambda: (run / "fsn" / "checkpoint.pt").is_file(), lambda: _step_train(out, data, cfg, bars))
     step("bundle", lambda: _bundle_matches_run(bundle, run), lambda: _step_export(out, run))
     step("gallery", lambda: _gallery_matches_bundle(gallery, bundle), lambda: _step_index(out, bundle, data, cfg, bars))
-    searched = gallery
+    searched, searched_data = gallery, data
     if ref is not None:
-        searched = out / "reference-gallery"
+        searched, searched_data = out / "reference-gallery", out / "reference-data"
+        step("reference-data", lambda: (searched_data / "attributes.csv").is_file(),
+             lambda: _step_reference_data(out, cfg, bars))
         step("reference", lambda: _gallery_matches_bundle(searched, ref),
-             lambda: _step_index(out, ref, data, cfg, bars, "reference-gallery", "5/5 index (reference model)"))
+             lambda: _step_index(out, ref, searched_data, cfg, bars, "reference-gallery",
+                                 "6/6 index (reference model)"))
     t0 = time.perf_counter()
-    report = _step_report(out, cfg, steps, searched, ref)
+    report = _step_report(out, cfg, steps, searched, ref, searched_data)
     steps["report"] = {"reused": False, "seconds": round(time.perf_counter() - t0, 1)}
     return DemoResult(out, report, searched, steps, ref)
 
@@ -238,14 +260,14 @@ def _model_info(ref: Path | None) -> dict[str, Any]:
 
 
 def _step_report(out: Path, cfg: DemoConfig, steps: dict[str, dict[str, Any]], gallery: Path | None = None,
-                 ref: Path | None = None) -> Path:
+                 ref: Path | None = None, data: Path | None = None) -> Path:
     """Open the gallery like the service does, run the example searches and write ``report.html`` (+ ``.json``)."""
     from fashionsearchnet.app.demo.examples import make_examples, run_examples
     from fashionsearchnet.app.demo.report import report_data, write_report
     from fashionsearchnet.app.gallery_service import GalleryService
     from fashionsearchnet.data.dataset import load_dataset
 
-    ds = load_dataset(out / "data")
+    ds = load_dataset(data or out / "data")
     gallery = gallery or out / "gallery"
     service = GalleryService(gallery, backend="ort")
     service.load()

@@ -10,6 +10,7 @@ import time
 
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.app.demo.pipeline import _fresh, build
+from fashionsearchnet.data.dataset import load_dataset
 
 
 def test_demo_builds_every_step_and_writes_the_report(kiosk_demo):
@@ -31,7 +32,8 @@ def test_demo_rerun_reuses_everything_and_prints_how_to_serve(kiosk_demo, capsys
     res, cfg = kiosk_demo
     t0 = time.perf_counter()
     rc = main(["demo", "--out", str(res.out), "--count", str(cfg.count), "--size", str(cfg.size), "--seed", str(cfg.seed),
-               "--preset", cfg.preset, "--epochs", ",".join(map(str, cfg.epochs)), "--lr", str(cfg.lr)])
+               "--preset", cfg.preset, "--epochs", ",".join(map(str, cfg.epochs)), "--lr", str(cfg.lr),
+               "--no-reference"])
     took = time.perf_counter() - t0
     assert rc == 0
     out = capsys.readouterr().out
@@ -45,7 +47,7 @@ def test_demo_rebuilds_only_what_is_damaged(kiosk_demo, tmp_path):
     copy = tmp_path / "demo"
     shutil.copytree(res.out, copy)
     (copy / "gallery" / "CURRENT").unlink()
-    again = build(copy, cfg)
+    again = build(copy, cfg, reference=None)
     assert [k for k, v in again.steps.items() if not v["reused"]] == ["gallery", "report"]
     # a changed training setting invalidates the run (and so what follows it), not the catalogue
     state = json.loads((copy / "demo.json").read_text())
@@ -60,13 +62,16 @@ def test_demo_refuses_a_too_small_catalogue(tmp_path, capsys):
 
 
 def test_demo_answers_with_a_reference_bundle_and_still_trains(kiosk_demo, tiny_bundle, tmp_path):
-    """With a reference bundle (here the checked-in tiny one) the catalogue is also indexed with it, and the
-    report's searches and the kiosk use that gallery; the fresh model is still trained, exported and indexed."""
+    """With a reference bundle (here the checked-in tiny one) a regional catalogue is synthesised and indexed with
+    it, and the report's searches and the kiosk use that gallery; the fresh model is still trained, exported and
+    indexed."""
     res, cfg = kiosk_demo
     copy = tmp_path / "demo"
     shutil.copytree(res.out, copy)
     again = build(copy, cfg, reference=tiny_bundle)
-    assert [k for k, v in again.steps.items() if not v["reused"]] == ["reference", "report"]
+    assert [k for k, v in again.steps.items() if not v["reused"]] == ["reference-data", "reference", "report"]
+    ref_ds = load_dataset(copy / "reference-data")  # reference_count 80, no training split (whole designs split)
+    assert len(ref_ds.indices("train")) == 0 and len(ref_ds.indices("gallery")) + len(ref_ds.indices("query")) == 80
     assert again.gallery == copy / "reference-gallery" and again.reference == tiny_bundle
     data = json.loads((copy / "report.json").read_text())
     assert data["model"]["reference"] and data["model"]["bundle"] == str(tiny_bundle)

@@ -127,3 +127,32 @@ def test_query_boxes_are_drawn_in_their_legend_colour_and_width():
     assert tuple(img[50, 8]) == white_px and tuple(img[50, 10]) == box_color(0) == tuple(img[50, 11])  # x0 = 10
     assert tuple(img[50, 12]) == white_px == tuple(img[50, 14]) and tuple(img[50, 13]) == box_color(1)  # inset 3, 1 px
     assert tuple(img[50, 50]) == white_px
+
+
+def test_region_example_picks_the_request_the_gallery_can_answer_most_by_hand():
+    """Gallery answers = items with the asked sleeve colour on the query's torso colour. Planted: query row 0
+    (torso red, sleeves red) can be answered 1x (green) or 3x (blue); query row 1 (sleeveless) is never picked."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from fashionsearchnet.app.demo.examples import region_example
+    from fashionsearchnet.data.schema import Attribute, Region, Schema
+
+    sch = Schema(attributes=(Attribute("category", ("a", "b")), Attribute("collar", ("x", "y")),
+                             Attribute("sleeve", ("sleeveless", "short")), Attribute("color", ("r", "g", "b"))),
+                 regions=(Region("collar", ("collar",), ("color",)), Region("sleeve", ("sleeve",), ("color",)),
+                          Region("torso", ("category", "color"), ("color",), ("collar", "sleeve"), True)))
+    # rows 0-1 queries; 2-7 gallery: (sleeve colour, torso colour)
+    labels = np.zeros((8, 4), np.int32)
+    labels[:, 2] = 1  # short sleeves
+    labels[1, 2] = 0  # row 1: sleeveless
+    torso = [0, 2, 0, 0, 0, 0, 1, 0]
+    sleeve = [0, -1, 1, 2, 2, 2, 2, 0]
+    labels[:, 3] = torso
+    splits = np.array(["query"] * 2 + ["gallery"] * 6)
+    ds = SimpleNamespace(schema=sch, labels=labels, region_labels={"sleeve:color": np.array(sleeve, np.int32)},
+                         indices=lambda s: np.flatnonzero(splits == s), images=[Path(f"/c/{i}.png") for i in range(8)],
+                         root=Path("/c"))
+    ex = region_example(ds, [0, 1])
+    assert ex.sets == ["sleeve:color=" + sch.attributes[3].values[2]] and ex.query == "0.png"
+    assert [ex.hit(r) for r in range(2, 8)] == ["", "full", "full", "full", "part", ""]

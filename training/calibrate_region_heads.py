@@ -1,0 +1,151 @@
+"""Calibration step of the region heads (training/region_head.py): fit each candidate (early layer, crop size) on
+a sample of the training rows, measure region specificity on the validation rows' two-tone items, and keep the
+best candidate only if it beats the attribute heads' own (conv5) region representations there.
+
+Specificity here is the figure ``fsn eval`` reports (evaluation/specificity.py): the share of two-tone
+collar/sleeve items whose region representation is nearest to the prototype of the part's TRUE value, prototypes
+being the fit rows' mean representation per region-truth value.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from fashionsearchnet.data.dataset import Dataset
+from fashionsearchnet.data.preprocess import Preprocessing
+from fashionsearchnet.evaluation.protocol import primary_values
+from fashionsearchnet.evaluation.specificity import nearest_prototype
+from fashionsearchnet.runtime import roi
+from fashionsearchnet.runtime.roi_settings import RoiSettings
+from fashionsearchnet.training.extract import load_resized, to_tensor
+from fashionsearchnet.training.model import FashionSearchNet, roi_pool
+from fashionsearchnet.training.region_head import RegionHeads, RegionHeadSpec, fit_region_heads, layer_channels
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = (RegionHeadSpec("pool2", 6), RegionHeadSpec("conv3", 6))
+FIT_ROWS = 4000  # training rows (not validation rows) the heads are fitted on, a seeded sample beyond
+MIN_GAIN = 1.0  # validation specificity points a region head must add over the conv5 region representations
+
+
+def pair_labels(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,P), two_tone (N,P)) of every region pair: the ``region:attr`` truth column (the primary region
+    without one: the image-level label; else -1 = unknown) and whether it differs from the primary region's."""
+    schema = dataset.schema
+    pairs = schema.region_pairs
+    labels = np.full((len(rows), len(pairs)), -1, np.int64)
+    two = np.zeros((len(rows), len(pairs)), bool)
+    for p, (region, attr) in enumerate(pairs):
+        col = f"{region}:{attr}"
+        if col in dataset.region_labels:
+            labels[:, p] = dataset.region_labels[col][rows]
+        elif region == schema.primary_region:
+            labels[:, p] = dataset.labels[rows, schema.attr_index(attr)]
+        if region != schema.primary_region:
+            prim = primary_values(dataset, attr, rows)
+            two[:, p] = (labels[:, p] >= 0) & (prim >= 0) & (labels[:, p] != prim)
+    return labels, two
+
+
+@torch.no_grad()
+def pair_inputs(model: FashionSearchNet, dataset: Dataset, rows: np.ndarray, pre: Preprocessing,
+                settings: RoiSettings, specs: Sequence[RegionHeadSpec],
+                batch_size: int = 256) -> tuple[dict[RegionHeadSpec, torch.Tensor], np.ndarray]:
+    """Each candidate's crops (N,P,in) at the region boxes of ``settings``, and the model's own region
+    representations (N,P,D) at those boxes (the conv5 baseline)."""
+    model.eval()
+    crops: dict[RegionHeadSpec, list[torch.Tensor]] = {s: [] for s in specs}
+    own = []
+    for s in range(0, len(rows), batch_size):
+        o = model.forward_backbone(to_tensor(load_resized(dataset, rows[s:s + batch_size], pre), pre, "cpu"))
+        boxes = torch.from_numpy(roi.settings_boxes(o["aams"].numpy(), o["region_maps"].numpy(), dataset.schema,
+                                                    settings))
+        for spec in specs:
+            crops[spec].append(roi_pool(o[spec.layer], boxes[:, model.pair_box_index], spec.pool).flatten(2))
+        own.append(model.heads(model.backbone_features(o), boxes)[1].numpy())
+    return {k: torch.cat(v) for k, v in crops.items()}, np.concatenate(own)
+
+
+def specificity(fit_reps: np.ndarray, fit_labels: np.ndarray, val_reps: np.ndarray, val_labels: np.ndarray,
+                val_two: np.ndarray, pairs: Sequence[tuple[str, str]], num_values: Sequence[int]) -> dict[str, float]:
+    """Percent of the validation two-tone items per non-primary pair whose representation is nearest to the
+    prototype (mean over the fit rows per value) of their own value; ``mean`` over the pairs measured."""
+    out: dict[str, float] = {}
+    for p, (region, attr) in enumerate(pairs):
+        tt = np.flatnonzero(val_two[:, p])
+        if len(tt) == 0:
+            continue
+        reps = fit_reps[:, p].astype(np.float64)
+        overall = reps.mean(0)
+        protos = np.stack([reps[fit_labels[:, p] == v].mean(0) if (fit_labels[:, p] == v).any() else overall
+                           for v in range(num_values[p])])
+        near = nearest_prototype(val_reps[tt, p], protos)
+        out[f"{region}:{attr}"] = round(100.0 * float((near == val_labels[tt, p]).mean()), 2)
+    if out:
+        out["mean"] = round(float(np.mean(list(out.values()))), 2)
+    return out
+
+
+def fit_and_measure_rows(dataset: Dataset, validation: np.ndarray, n: int = FIT_ROWS,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, measured rows), sorted: the training rows outside the validation split (at most ``n``, a seeded
+    sample) and the validation rows; when fewer than half the training rows lie outside the validation split
+    (small catalogues: it is all of them), a seeded half of the training rows each."""
+    train = dataset.indices("train")
+    rest = np.setdiff1d(train, validation)
+    rng = np.random.default_rng(seed)
+    if 2 * len(rest) < len(train):
+        perm = rng.permutation(train)
+        return np.sort(perm[len(perm) // 2:][:n]), np.sort(perm[:len(perm) // 2])
+    if len(rest) > n:
+        rest = np.sort(rng.choice(rest, n, replace=False))
+    return rest, np.sort(validation)
+
+
+def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: np.ndarray, pre: Preprocessing,
+                        settings: RoiSettings, seed: int = 0,
+                        candidates: Sequence[RegionHeadSpec] = CANDIDATES,
+                        ) -> tuple[RegionHeadSpec | None, RegionHeads | None, dict[str, Any]]:
+    """(chosen spec, its fitted heads, report); (None, None, report) when no candidate beats the conv5 region
+    representations by :data:`MIN_GAIN` on validation, or there is nothing to fit or measure."""
+    schema = dataset.schema
+    pairs = schema.region_pairs
+    rows, measured = fit_and_measure_rows(dataset, validation, seed=seed)
+    f_lab, f_two = pair_labels(dataset, rows)
+    v_lab, v_two = pair_labels(dataset, measured)
+    report: dict[str, Any] = {"fit_rows": int(len(rows)), "measured_rows": int(len(measured)),
+                              "measured_two_tone": int(v_two.any(1).sum())}
+    if not len(pairs) or not v_two.any() or not f_two.any():
+        report["skipped"] = "no two-tone collar/sleeve rows with region truth to fit or measure region heads on"
+        return None, None, report
+    t0 = time.perf_counter()
+    f_crops, f_own = pair_inputs(model, dataset, rows, pre, settings, candidates)
+    v_crops, v_own = pair_inputs(model, dataset, measured, pre, settings, candidates)
+    num_values = [len(schema.attributes[schema.attr_index(a)].values) for _, a in pairs]
+    baseline = specificity(f_own, f_lab, v_own, v_lab, v_two, pairs, num_values)
+    report["conv5"] = baseline
+    best: tuple[float, RegionHeadSpec, RegionHeads] | None = None
+    for spec in candidates:
+        heads = RegionHeads(len(pairs), layer_channels(model.preset, spec.layer) * spec.pool ** 2, spec.hidden,
+                            model.preset.rep_dim)
+        fit_region_heads(heads, f_crops[spec], f_lab, f_two, num_values, seed=seed)
+        heads.eval()
+        with torch.no_grad():
+            fr, vr = heads(f_crops[spec]).numpy(), heads(v_crops[spec]).numpy()
+        got = specificity(fr, f_lab, vr, v_lab, v_two, pairs, num_values)
+        report[f"{spec.layer}/{spec.pool}"] = got
+        log.info("region heads %s pool %d: validation specificity %s (conv5 heads: %s)", spec.layer, spec.pool,
+                 got, baseline)
+        if best is None or got.get("mean", 0.0) > best[0]:
+            best = (got.get("mean", 0.0), spec, heads)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    assert best is not None
+    if best[0] < baseline.get("mean", 0.0) + MIN_GAIN:
+        report["chosen"] = "conv5 (no region head gained enough)"
+        return None, None, report
+    report["chosen"] = f"{best[1].layer}/{best[1].pool}"
+    return best[1], best[2], report
