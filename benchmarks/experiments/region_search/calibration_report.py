@@ -47,6 +47,20 @@ def markdown(cal: dict, cmd: str, calibrate_cmd: str, mach: str) -> list[str]:
                "the display/localisation boxes" + (" only." if c["heads_use"] == "training_boxes" else "."), ""]
     else:
         md += ["## ROI step", "", str(r.get("skipped")), ""]
+    h = cal.get("region_heads")
+    if h and "conv5" in h:
+        cands = [k for k in h if "/" in k]
+        pairs = [k for k in h["conv5"] if k != "mean"]
+        md += ["## Region heads", "",
+               f"Fitted on {h['fit_rows']} training rows, region specificity (%) measured on {h['measured_rows']} rows "
+               f"({h['measured_two_tone']} two-tone); conv5 = the attribute heads' own region representations.", "",
+               "| representation | " + " | ".join(pairs) + " | mean |", "|---|" + "---|" * (len(pairs) + 1)]
+        for k in ["conv5", *cands]:
+            md.append(f"| {k} | " + " | ".join(f"{h[k].get(p, float('nan')):.1f}" for p in pairs)
+                      + f" | {h[k].get('mean', float('nan')):.1f} |")
+        md += ["", f"Chosen: **{h['chosen']}** ({h['seconds']:.0f} s).", ""]
+    elif h:
+        md += ["## Region heads", "", str(h.get("skipped")), ""]
     t = cal.get("region_terms", {})
     if "weight" in t:
         md += ["## fsn_region terms", "",
