@@ -1,8 +1,8 @@
 """Issue 17's choices for a finished ``fsn`` run, made on a fixed validation split of the training rows and written
 into its checkpoint (``fsn calibrate RUN``; the trainer calls :func:`calibrate_checkpoint` at the end of a run).
 
-1. **ROI step** (``roi``): per map (attribute AAM, region map) the threshold in :data:`THRESHOLDS` and one CAM
-   upsampling factor in :data:`UPSAMPLES` with the best mean box IoU against the synthetic catalogue's masks
+1. **ROI step** (``roi``, training/calibrate_roi.py): per map (attribute AAM, region map) the threshold in
+   ``THRESHOLDS`` and one CAM upsampling factor in ``UPSAMPLES`` with the best mean box IoU against the masks
    (``masks/<stem>.png``; attribute -> mask labels as training/localisation.py). Regions that subtract others
    (torso) are chosen after those. Without masks the paper's 0.2 stays.
    Retrieval check: fsn manipulation Top-10/30 on the validation rows with the heads pooling the new boxes vs
@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -43,7 +42,7 @@ from fashionsearchnet.data.preprocess import Preprocessing
 from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.evaluation.protocol import Task, build_task, score
 from fashionsearchnet.runtime import roi
-from fashionsearchnet.runtime.roi_settings import DEFAULT_THRESHOLD, RoiChoice, RoiSettings
+from fashionsearchnet.runtime.roi_settings import RoiChoice, RoiSettings
 from fashionsearchnet.search.exact import ExactSearcher
 from fashionsearchnet.search.params import RegionTerms, SearchParams
 from fashionsearchnet.search.request import Request
@@ -51,9 +50,8 @@ from fashionsearchnet.search.scorers import prototype_scales
 from fashionsearchnet.search.table import FeatureTable
 from fashionsearchnet.training.checkpoint import Checkpoint, check_schema, resolve_checkpoint
 from fashionsearchnet.training.extract import load_resized, to_tensor
-from fashionsearchnet.training.localisation import (SYNTH_ATTRIBUTE_REGIONS, SYNTH_REGION_LABELS, cell_box_to_pixels,
-                                                   truth_boxes)
 from fashionsearchnet.training.calibrate_region_heads import choose_region_heads
+from fashionsearchnet.training.calibrate_roi import choose_roi, load_masks
 from fashionsearchnet.training.model import FashionSearchNet
 from fashionsearchnet.training.prototypes import compute_prototypes, compute_region_prototypes
 
@@ -62,9 +60,6 @@ log = logging.getLogger(__name__)
 VALIDATION_ROWS, VALIDATION_SEED = 1000, 17
 MIN_ROWS = 8  # training rows below which there is nothing to validate on
 QUERY_SHARE = 0.25
-THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
-UPSAMPLES = (1, 2, 4)
-UPSAMPLE_MIN_GAIN = 0.005  # mean IoU a larger upsampling factor must add over the smaller one chosen so far
 HEADS_MIN_GAIN = 1.0  # validation manipulation Top-30 points the new boxes must add before the heads pool them
 TERM_WEIGHTS = (0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 UNTOUCHED_WEIGHTS = (0.0, 0.25, 0.5)
@@ -88,19 +83,6 @@ def validation_dataset(dataset: Dataset, rows: np.ndarray, seed: int = VALIDATIO
     splits = np.full(len(rows), "gallery", dtype=object)
     splits[order[:max(1, int(round(QUERY_SHARE * len(rows))))]] = "query"
     return dataclasses.replace(sub, splits=splits.astype(str))
-
-
-def load_masks(dataset: Dataset, rows: np.ndarray) -> list[np.ndarray] | None:
-    """The synthetic catalogue's region label images of ``rows`` (``masks/<stem>.png`` beside ``images/``), or
-    None when the dataset has none."""
-    out = []
-    for i in rows:
-        p = Path(dataset.images[int(i)])
-        m = cv2.imread(str(p.parent.parent / "masks" / f"{p.stem}.png"), cv2.IMREAD_UNCHANGED)
-        if m is None:
-            return None
-        out.append(m)
-    return out
 
 
 # ---- the network's two graphs on cached outputs -----------------------------------------------------------
@@ -128,105 +110,6 @@ def heads_outputs(model: FashionSearchNet, conv5: np.ndarray, boxes: np.ndarray,
         a.append(x.numpy())
         r.append(y.numpy())
     return np.concatenate(a), np.concatenate(r)
-
-
-# ---- 1. thresholds -----------------------------------------------------------------------------------
-def map_labels(schema) -> list[tuple[int, ...] | None]:
-    """Mask labels of each ROI map (attributes, then regions), None where the synthetic masks say nothing."""
-    return ([SYNTH_ATTRIBUTE_REGIONS.get(a) for a in schema.names]
-            + [SYNTH_REGION_LABELS.get(r.name) for r in schema.regions])
-
-
-def truth_table(masks: Sequence[np.ndarray], labels: Sequence[tuple[int, ...] | None]) -> list[np.ndarray]:
-    """truths[k]: (N, T, 4) half-open pixel boxes of map k's region in each image (whole region, then its parts;
-    NaN rows pad, all NaN where the region is absent or the map has no mask label)."""
-    out = []
-    for lab in labels:
-        col = [np.array(truth_boxes(np.isin(m, lab)) if lab is not None else [], np.float64).reshape(-1, 4)
-               for m in masks]
-        t = max([len(c) for c in col] + [1])
-        arr = np.full((len(masks), t, 4), np.nan)
-        for i, c in enumerate(col):
-            arr[i, :len(c)] = c
-        out.append(arr)
-    return out
-
-
-def box_ious(boxes: np.ndarray, truths: np.ndarray, map_hw: tuple[int, int], image_hw: np.ndarray) -> np.ndarray:
-    """(N,) best IoU of each image's cell box (N, 4) with its truth boxes (N, T, 4) (NaN where the region is
-    absent); cells map to pixels as ``training.localisation.cell_box_to_pixels``; ``image_hw`` (N, 2)."""
-    h, w = map_hw
-    sx, sy = image_hw[:, 1] / w, image_hw[:, 0] / h
-    p = np.stack([boxes[:, 0] * sx, boxes[:, 1] * sy, (boxes[:, 2] + 1) * sx, (boxes[:, 3] + 1) * sy], 1)[:, None]
-    iw = np.clip(np.minimum(p[..., 2], truths[..., 2]) - np.maximum(p[..., 0], truths[..., 0]), 0, None)
-    ih = np.clip(np.minimum(p[..., 3], truths[..., 3]) - np.maximum(p[..., 1], truths[..., 1]), 0, None)
-    inter = iw * ih
-    union = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]) + \
-        (truths[..., 2] - truths[..., 0]) * (truths[..., 3] - truths[..., 1]) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / union, np.where(np.isnan(union), np.nan, 0.0))
-    out = np.full(len(boxes), np.nan)
-    present = ~np.isnan(iou).all(1)
-    out[present] = np.nanmax(iou[present], axis=1)
-    return out
-
-
-def map_ious(aams: np.ndarray, region_maps: np.ndarray, schema, thresh: np.ndarray, upsample: int,
-             truths: list[np.ndarray], image_hw: np.ndarray) -> np.ndarray:
-    """(A+R,) mean IoU per map (NaN for maps without truth) of the boxes at ``thresh`` (A+R,) and ``upsample``."""
-    boxes = roi.all_boxes(aams, region_maps, schema, thresh, upsample=upsample)
-    hw = aams.shape[-2:]
-    out = np.full(boxes.shape[1], np.nan)
-    for k in range(boxes.shape[1]):
-        if not np.isnan(truths[k]).all():
-            out[k] = np.nanmean(box_ious(boxes[:, k], truths[k], hw, image_hw))
-    return out
-
-
-def choose_roi(aams: np.ndarray, region_maps: np.ndarray, schema, masks: Sequence[np.ndarray],
-               thresholds: Sequence[float] = THRESHOLDS,
-               upsamples: Sequence[int] = UPSAMPLES) -> tuple[RoiSettings, dict[str, Any]]:
-    """The per-map thresholds and the upsampling factor with the best mean validation IoU (module doc)."""
-    names = list(schema.names) + [r.name for r in schema.regions]
-    A = len(schema.attributes)
-    truths = truth_table(masks, map_labels(schema))
-    image_hw = np.array([m.shape[:2] for m in masks], np.float64)
-    measured = [k for k in range(len(names)) if not np.isnan(truths[k]).all()]
-    dependent = [A + i for i, r in enumerate(schema.regions) if r.subtract]
-    default_iou = map_ious(aams, region_maps, schema, np.full(len(names), DEFAULT_THRESHOLD, np.float32), 1,
-                           truths, image_hw)
-    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
-    for k in upsamples:
-        table = np.stack([map_ious(aams, region_maps, schema, np.full(len(names), t, np.float32), k, truths,
-                                   image_hw) for t in thresholds])  # (T, A+R)
-        chosen = np.full(len(names), DEFAULT_THRESHOLD, np.float32)
-        for m in measured:
-            if m not in dependent:
-                chosen[m] = thresholds[int(np.nanargmax(table[:, m]))]
-        for m in dependent:  # after the regions it subtracts
-            if m in measured:
-                col = []
-                for t in thresholds:
-                    vec = chosen.copy()
-                    vec[m] = t
-                    col.append(map_ious(aams, region_maps, schema, vec, k, truths, image_hw)[m])
-                chosen[m] = thresholds[int(np.nanargmax(col))]
-        ious = map_ious(aams, region_maps, schema, chosen, k, truths, image_hw)
-        mean = float(np.nanmean(ious[measured])) if measured else 0.0
-        log.info("ROI upsample %dx: mean validation IoU %.3f", k, mean)
-        if best is None or mean > best[0] + UPSAMPLE_MIN_GAIN:  # a finer map must earn its cost
-            best = (mean, k, chosen, ious)
-    assert best is not None
-    mean, k, chosen, ious = best
-    label = [f"{n}" for n in schema.names] + [f"region:{r.name}" for r in schema.regions]  # report keys
-    settings = RoiSettings({names[m]: round(float(chosen[m]), 4) for m in measured if m < A},
-                           {names[m]: round(float(chosen[m]), 4) for m in measured if m >= A}, int(k))
-    report = {"upsample": int(k), "thresholds": settings.to_dict()["thresholds"],
-              "iou": {label[m]: round(float(ious[m]), 4) for m in measured},
-              "iou_default": {label[m]: round(float(default_iou[m]), 4) for m in measured},
-              "mean_iou": round(mean, 4),
-              "mean_iou_default": round(float(np.nanmean(default_iou[measured])), 4) if measured else None}
-    return settings, report
 
 
 # ---- validation retrieval -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ _schema = four_attribute_region_schema
 def test_thresholds_are_chosen_where_the_box_fits_the_planted_part():
     """The collar AAM peaks (1.0) on the true collar and has a 0.3 plateau around it: at the paper's 0.2 the box
     is the plateau (IoU 0.11), from 0.3 on it is the collar itself (IoU 1)."""
-    from fashionsearchnet.training.calibrate import choose_roi
+    from fashionsearchnet.training.calibrate_roi import choose_roi
 
     sch = _schema()
     n, h = 6, 12
@@ -173,7 +173,7 @@ def test_results_of_the_query_item_are_dropped_by_hand():
 
 
 def test_vectorised_box_iou_equals_the_localisation_reference():
-    from fashionsearchnet.training.calibrate import box_ious, truth_table
+    from fashionsearchnet.training.calibrate_roi import box_ious, truth_table
     from fashionsearchnet.training.localisation import mean_box_iou
 
     rng = np.random.default_rng(0)
