@@ -21,13 +21,18 @@ from fashionsearchnet.search.params import SearchParams
 from fashionsearchnet.search.table import FeatureTable
 
 
-def two_tone_rows(dataset: Dataset, region: str, attr: str, rows: np.ndarray) -> np.ndarray:
-    """The ``rows`` whose known ``region:attr`` value differs from their known primary-region value."""
+def two_tone_mask(dataset: Dataset, region: str, attr: str, rows: np.ndarray) -> np.ndarray:
+    """(len(rows),) whether each row's known ``region:attr`` value differs from its known primary-region value."""
     col = f"{region}:{attr}"
     if col not in dataset.region_labels:
-        return rows[:0]
+        return np.zeros(len(rows), bool)
     v, p = dataset.region_labels[col][rows], primary_values(dataset, attr, rows)
-    return rows[(v >= 0) & (p >= 0) & (v != p)]
+    return (v >= 0) & (p >= 0) & (v != p)
+
+
+def two_tone_rows(dataset: Dataset, region: str, attr: str, rows: np.ndarray) -> np.ndarray:
+    """The ``rows`` whose known ``region:attr`` value differs from their known primary-region value."""
+    return rows[two_tone_mask(dataset, region, attr, rows)]
 
 
 def nearest_prototype(reps: np.ndarray, prototypes: np.ndarray) -> np.ndarray:

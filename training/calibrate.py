@@ -374,7 +374,7 @@ def calibrate_checkpoint(path: str | Path, dataset: Dataset | None = None, data:
     spec, region_heads, rh_report = choose_region_heads(model, dataset, val, pre, region_settings, seed=seed)
     report["region_heads"] = rh_report
     if spec is not None:
-        state = {k: v for k, v in model.state_dict().items()}
+        state = model.state_dict()
         model = FashionSearchNet(schema, ck.preset, ck.method, ck.whole_map_pool, spec)
         model.load_state_dict({**state, **{f"region_heads.{k}": v for k, v in region_heads.state_dict().items()}})
         model.eval()

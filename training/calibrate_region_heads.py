@@ -17,12 +17,12 @@ import torch
 
 from fashionsearchnet.data.dataset import Dataset
 from fashionsearchnet.data.preprocess import Preprocessing
-from fashionsearchnet.evaluation.protocol import primary_values
-from fashionsearchnet.evaluation.specificity import nearest_prototype
+from fashionsearchnet.evaluation.specificity import nearest_prototype, two_tone_mask
 from fashionsearchnet.runtime import roi
 from fashionsearchnet.runtime.roi_settings import RoiSettings
 from fashionsearchnet.training.extract import load_resized, to_tensor
 from fashionsearchnet.training.model import FashionSearchNet, roi_pool
+from fashionsearchnet.training.prototypes import compute_prototypes, region_truth
 from fashionsearchnet.training.region_head import RegionHeads, RegionHeadSpec, fit_region_heads, layer_channels
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,10 @@ def pair_labels(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     labels = np.full((len(rows), len(pairs)), -1, np.int64)
     two = np.zeros((len(rows), len(pairs)), bool)
     for p, (region, attr) in enumerate(pairs):
-        col = f"{region}:{attr}"
-        if col in dataset.region_labels:
-            labels[:, p] = dataset.region_labels[col][rows]
-        elif region == schema.primary_region:
-            labels[:, p] = dataset.labels[rows, schema.attr_index(attr)]
-        if region != schema.primary_region:
-            prim = primary_values(dataset, attr, rows)
-            two[:, p] = (labels[:, p] >= 0) & (prim >= 0) & (labels[:, p] != prim)
+        truth = region_truth(dataset.region_labels, dataset.labels, schema, region, attr)
+        if truth is not None:
+            labels[:, p] = truth[rows]
+        two[:, p] = two_tone_mask(dataset, region, attr, rows)
     return labels, two
 
 
@@ -79,10 +75,7 @@ def specificity(fit_reps: np.ndarray, fit_labels: np.ndarray, val_reps: np.ndarr
         tt = np.flatnonzero(val_two[:, p])
         if len(tt) == 0:
             continue
-        reps = fit_reps[:, p].astype(np.float64)
-        overall = reps.mean(0)
-        protos = np.stack([reps[fit_labels[:, p] == v].mean(0) if (fit_labels[:, p] == v).any() else overall
-                           for v in range(num_values[p])])
+        protos = compute_prototypes(fit_reps[:, p:p + 1], fit_labels[:, p:p + 1], (num_values[p],))[0]
         near = nearest_prototype(val_reps[tt, p], protos)
         out[f"{region}:{attr}"] = round(100.0 * float((near == val_labels[tt, p]).mean()), 2)
     if out:

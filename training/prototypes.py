@@ -21,6 +21,18 @@ def compute_prototypes(attr_reps: np.ndarray, labels: np.ndarray, num_classes: t
     return out
 
 
+def region_truth(region_labels: dict[str, np.ndarray], image_labels: np.ndarray, schema: Schema, region: str,
+                 attr: str) -> np.ndarray | None:
+    """The value of ``attr`` in ``region`` per row: the REGION truth column ``region:attr``; for the primary region
+    without one, the image-level labels (they describe it); None for a non-primary region without a column."""
+    key = f"{region}:{attr}"
+    if key in region_labels:
+        return np.asarray(region_labels[key])
+    if region == schema.primary_region:
+        return image_labels[:, schema.attr_index(attr)]
+    return None
+
+
 def compute_region_prototypes(region_reps: np.ndarray, region_labels: dict[str, np.ndarray], image_labels: np.ndarray,
                               schema: Schema, image_prototypes: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Region-specific prototypes (issue 17): for every region pair ``region:attr`` the mean region representation
@@ -34,11 +46,8 @@ def compute_region_prototypes(region_reps: np.ndarray, region_labels: dict[str, 
     for p, (region, attr) in enumerate(schema.region_pairs):
         key = f"{region}:{attr}"
         a = schema.attr_index(attr)
-        if key in region_labels:
-            lab = np.asarray(region_labels[key])
-        elif region == schema.primary_region:
-            lab = image_labels[:, a]
-        else:
+        lab = region_truth(region_labels, image_labels, schema, region, attr)
+        if lab is None:
             continue
         reps = region_reps[:, p].astype(np.float64)
         proto = image_prototypes[a].astype(np.float64).copy()

@@ -98,8 +98,9 @@ def balanced_weights(two_tone: np.ndarray) -> np.ndarray:
 def fit_region_heads(heads: RegionHeads, crops: torch.Tensor, labels: np.ndarray, two_tone: np.ndarray,
                      num_classes: Sequence[int], seed: int = 0, steps: int | None = None) -> dict[str, float]:
     """Fit every pair's head in place: cross-entropy of a linear classifier on its output (discarded), rows drawn
-    by :func:`balanced_weights`, for ``steps`` batches (default :data:`FIT_EPOCHS` epochs' worth). ``crops`` (N,P,in) unstandardised, ``labels`` (N,P) (-1 unknown: not used),
-    ``two_tone`` (N,P) bool. Returns the last batch's loss per pair (a pair without labels keeps its init)."""
+    by :func:`balanced_weights`, for ``steps`` batches (default :data:`FIT_EPOCHS` epochs' worth). ``crops``
+    (N,P,in) unstandardised, ``labels`` (N,P) (-1 unknown: not used), ``two_tone`` (N,P) bool. Returns the last
+    batch's loss per pair (a pair without labels keeps its init)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # dropout and the classifiers' init; the caller's RNG state is left as it was
         return _fit(heads, crops, labels, two_tone, num_classes, steps)

@@ -120,27 +120,25 @@ def _fresh(state: dict[str, Any], step: str, cfg: DemoConfig, check: Callable[[]
 
 
 # ---- steps ------------------------------------------------------------------------------------------
-def _step_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
+def _synthesise(data: Path, count: int, seed: int, size: int, bars: Bars, label: str, **kw: Any) -> Path:
+    """A fresh synthetic catalogue in ``data`` (replacing what is there), with a progress bar."""
     from fashionsearchnet.data.synth import generate
 
-    data = out / "data"
     if data.exists():
         shutil.rmtree(data)
-    with bars(cfg.count, "1/4 synthesise") as advance:
-        generate(data, cfg.count, seed=cfg.seed, size=cfg.size, progress=advance)
+    with bars(count, label) as advance:
+        generate(data, count, seed=seed, size=size, progress=advance, **kw)
     return data
+
+
+def _step_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
+    return _synthesise(out / "data", cfg.count, cfg.seed, cfg.size, bars, "1/4 synthesise")
 
 
 def _step_reference_data(out: Path, cfg: DemoConfig, bars: Bars) -> Path:
-    from fashionsearchnet.data.synth import generate
-
-    data = out / "reference-data"
-    if data.exists():
-        shutil.rmtree(data)
-    with bars(cfg.reference_count, "5/6 synthesise (reference model's catalogue)") as advance:
-        generate(data, cfg.reference_count, seed=cfg.reference_seed, size=cfg.size, splits=REFERENCE_SPLITS,
-                 progress=advance, profile=REFERENCE_PROFILE)
-    return data
+    return _synthesise(out / "reference-data", cfg.reference_count, cfg.reference_seed, cfg.size, bars,
+                       "5/6 synthesise (reference model's catalogue)", splits=REFERENCE_SPLITS,
+                       profile=REFERENCE_PROFILE)
 
 
 def _step_train(out: Path, data: Path, cfg: DemoConfig, bars: Bars) -> Path:

@@ -16,6 +16,7 @@ import subprocess
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,15 +69,21 @@ def _shown(page) -> list[str]:
     return page.eval_on_selector_all("#grid [data-testid=card]", "els => els.map(e => e.dataset.id)")
 
 
-def test_pick_item_change_colour_results_turn_that_colour(browser, kiosk_server, kiosk_demo, tmp_path):
-    res, _ = kiosk_demo
-    labels = _labels(res.out / "data")
-    page = browser.new_page(viewport={"width": 1280, "height": 860}, has_touch=True)
+def _open_kiosk(browser, url: str, width: int, height: int) -> tuple[Any, list[str]]:
+    """A touch page on the kiosk, ready; the list collects page errors and failed requests as they happen."""
+    page = browser.new_page(viewport={"width": width, "height": height}, has_touch=True)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-    page.goto(kiosk_server + "/")
+    page.goto(url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    return page, errors
+
+
+def test_pick_item_change_colour_results_turn_that_colour(browser, kiosk_server, kiosk_demo, tmp_path):
+    res, _ = kiosk_demo
+    labels = _labels(res.out / "data")
+    page, errors = _open_kiosk(browser, kiosk_server, 1280, 860)
     cards = page.locator("#grid [data-testid=card]")
     assert cards.count() == 24  # first catalogue page
     # query: the first catalogue item; target colour: a colour it does not have (by the catalogue's labels)
@@ -119,9 +126,7 @@ def test_pick_item_change_colour_results_turn_that_colour(browser, kiosk_server,
 
 def test_photo_upload_and_catalogue_paging(browser, kiosk_server, kiosk_demo, tmp_path):
     res, _ = kiosk_demo
-    page = browser.new_page(viewport={"width": 800, "height": 1200}, has_touch=True)
-    page.goto(kiosk_server + "/")
-    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page, _ = _open_kiosk(browser, kiosk_server, 800, 1200)
     first = _shown(page)
     page.locator("#next").tap()
     page.wait_for_function("document.querySelector('#page-info').textContent.startsWith('page 2')")
@@ -149,12 +154,7 @@ def test_describe_it_without_a_photo(browser, kiosk_server, kiosk_demo):
     alone, and the described colour is over-represented against the catalogue; touch-sized controls."""
     res, _ = kiosk_demo
     labels = _labels(res.out / "data")
-    page = browser.new_page(viewport={"width": 1080, "height": 1600}, has_touch=True)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-    page.goto(kiosk_server + "/")
-    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page, errors = _open_kiosk(browser, kiosk_server, 1080, 1600)
     assert page.locator("#describe").bounding_box()["height"] >= 56  # touch-sized (before a tap: :active shrinks it)
     page.locator("#describe").tap()
     page.wait_for_selector("#grid[data-mode='describe']", timeout=20000)

@@ -54,36 +54,31 @@ async def _gather(b: MicroBatcher, items: list, first_alone: GatedModel) -> list
     return await asyncio.gather(first, *rest, return_exceptions=True)
 
 
-def test_queued_items_run_as_one_batch_and_each_gets_its_own_result():
+def _run_batched(items: list, max_batch: int) -> tuple[list, GatedModel, MicroBatcher]:
+    """``items`` submitted at once to a batcher (no wait) around a :class:`GatedModel`; closed afterwards."""
     m = GatedModel()
-    b = MicroBatcher(m, BatchPolicy(max_batch=8, max_wait_ms=0))
+    b = MicroBatcher(m, BatchPolicy(max_batch=max_batch, max_wait_ms=0))
     try:
-        out = asyncio.run(_gather(b, list(range(1, 7)), m))
+        return asyncio.run(_gather(b, items, m)), m, b
     finally:
         b.close()
+
+
+def test_queued_items_run_as_one_batch_and_each_gets_its_own_result():
+    out, m, b = _run_batched(list(range(1, 7)), max_batch=8)
     assert out == [10, 20, 30, 40, 50, 60]
     assert m.batches == [[1], [2, 3, 4, 5, 6]]  # the five that queued behind the first ran together, in order
     assert b.stats()["largest_batch"] == 5 and b.stats()["items"] == 6
 
 
 def test_max_batch_caps_every_batch():
-    m = GatedModel()
-    b = MicroBatcher(m, BatchPolicy(max_batch=3, max_wait_ms=0))
-    try:
-        out = asyncio.run(_gather(b, list(range(1, 9)), m))
-    finally:
-        b.close()
+    out, m, b = _run_batched(list(range(1, 9)), max_batch=3)
     assert out == [x * 10 for x in range(1, 9)]
     assert [len(x) for x in m.batches] == [1, 3, 3, 1]
 
 
 def test_a_bad_item_fails_alone_and_a_failing_batch_is_split():
-    m = GatedModel()
-    b = MicroBatcher(m, BatchPolicy(max_batch=8, max_wait_ms=0))
-    try:
-        out = asyncio.run(_gather(b, [1, 2, "bad", 3, "poison", 4], m))
-    finally:
-        b.close()
+    out, m, b = _run_batched([1, 2, "bad", 3, "poison", 4], max_batch=8)
     assert out[:2] == [10, 20] and out[3] == 30 and out[5] == 40
     assert isinstance(out[2], ImageError) and "'bad'" in str(out[2])
     assert isinstance(out[4], RuntimeError) and "cannot run" in str(out[4])
