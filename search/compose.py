@@ -115,8 +115,7 @@ def composed_scorer(params: SearchParams, request: Request, method: str):
     from fashionsearchnet.search.scorers import GlobalScorer, RegionScorer, check_method, region_plan
 
     check_method(method)
-    if request.is_empty:
-        require_description(request, params.schema)
+    require_description(request, params.schema)
     mode = check_unset(params.compose_unset)
     if method == "attribute":
         return LogProbScorer(params, request)
