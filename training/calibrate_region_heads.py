@@ -21,13 +21,15 @@ from fashionsearchnet.evaluation.specificity import nearest_prototype, two_tone_
 from fashionsearchnet.runtime import roi
 from fashionsearchnet.runtime.roi_settings import RoiSettings
 from fashionsearchnet.training.extract import load_resized, to_tensor
-from fashionsearchnet.training.model import FashionSearchNet, roi_pool
+from fashionsearchnet.training.model import FashionSearchNet, early_map, make_region_heads, region_inputs
 from fashionsearchnet.training.prototypes import compute_prototypes, region_truth
-from fashionsearchnet.training.region_head import RegionHeads, RegionHeadSpec, fit_region_heads, layer_channels
+from fashionsearchnet.training.region_attention import AttentionRegionHeads, fit_attention_heads
+from fashionsearchnet.training.region_head import RegionHeadSpec, fit_region_heads
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = (RegionHeadSpec("pool2", 6), RegionHeadSpec("conv3", 6))
+CANDIDATES = (RegionHeadSpec("pool2", 6), RegionHeadSpec("conv3", 6), RegionHeadSpec("pool2", 3, kind="attention"))
+Inputs = tuple[torch.Tensor, ...]  # a candidate's region_inputs over N rows (float16 where large)
 FIT_ROWS = 4000  # training rows (not validation rows) the heads are fitted on, a seeded sample beyond
 MIN_GAIN = 1.0  # validation specificity points a region head must add over the conv5 region representations
 
@@ -50,20 +52,39 @@ def pair_labels(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
 @torch.no_grad()
 def pair_inputs(model: FashionSearchNet, dataset: Dataset, rows: np.ndarray, pre: Preprocessing,
                 settings: RoiSettings, specs: Sequence[RegionHeadSpec],
-                batch_size: int = 256) -> tuple[dict[RegionHeadSpec, torch.Tensor], np.ndarray]:
-    """Each candidate's crops (N,P,in) at the region boxes of ``settings``, and the model's own region
-    representations (N,P,D) at those boxes (the conv5 baseline)."""
+                batch_size: int = 256) -> tuple[dict[RegionHeadSpec, Inputs], np.ndarray]:
+    """Each candidate's region inputs over ``rows`` at the region boxes of ``settings`` (attention heads' packed
+    maps kept as float16), and the model's own region representations (N,P,D) at those boxes (the conv5
+    baseline)."""
     model.eval()
-    crops: dict[RegionHeadSpec, list[torch.Tensor]] = {s: [] for s in specs}
+    parts: dict[RegionHeadSpec, list[Inputs]] = {s: [] for s in specs}
     own = []
     for s in range(0, len(rows), batch_size):
         o = model.forward_backbone(to_tensor(load_resized(dataset, rows[s:s + batch_size], pre), pre, "cpu"))
         boxes = torch.from_numpy(roi.settings_boxes(o["aams"].numpy(), o["region_maps"].numpy(), dataset.schema,
                                                     settings))
         for spec in specs:
-            crops[spec].append(roi_pool(o[spec.layer], boxes[:, model.pair_box_index], spec.pool).flatten(2))
+            got = region_inputs(spec, early_map(spec, o), boxes[:, model.pair_box_index])
+            parts[spec].append(tuple(t.half() if t.dim() == 4 else t for t in got))
         own.append(model.heads(model.backbone_features(o), boxes)[1].numpy())
-    return {k: torch.cat(v) for k, v in crops.items()}, np.concatenate(own)
+    return {k: tuple(torch.cat(col) for col in zip(*v)) for k, v in parts.items()}, np.concatenate(own)
+
+
+@torch.no_grad()
+def apply_heads(heads: torch.nn.Module, inputs: Inputs, batch_size: int = 256) -> np.ndarray:
+    """(N,P,D) region representations of fitted ``heads`` over :func:`pair_inputs`' rows, in batches."""
+    heads.eval()
+    return np.concatenate([heads(*(t[s:s + batch_size].float() for t in inputs)).numpy()
+                           for s in range(0, len(inputs[0]), batch_size)])
+
+
+def fit_heads(heads: torch.nn.Module, inputs: Inputs, labels: np.ndarray, two_tone: np.ndarray,
+              num_values: Sequence[int], seed: int) -> None:
+    """Fit crop or attention heads (their own module's fit) on :func:`pair_inputs`' rows."""
+    if isinstance(heads, AttentionRegionHeads):
+        fit_attention_heads(heads, inputs[0], inputs[1], labels, two_tone, list(num_values), seed=seed)
+    else:
+        fit_region_heads(heads, inputs[0], labels, two_tone, num_values, seed=seed)
 
 
 def specificity(fit_reps: np.ndarray, fit_labels: np.ndarray, val_reps: np.ndarray, val_labels: np.ndarray,
@@ -99,10 +120,16 @@ def fit_and_measure_rows(dataset: Dataset, validation: np.ndarray, n: int = FIT_
     return rest, np.sort(validation)
 
 
+def candidate_name(spec: RegionHeadSpec) -> str:
+    """The report's key of a candidate: ``pool2/6`` (crop heads), ``attention:pool2/3``."""
+    name = f"{spec.layer}/{spec.pool}"
+    return name if spec.kind == "crop" else f"{spec.kind}:{name}"
+
+
 def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: np.ndarray, pre: Preprocessing,
                         settings: RoiSettings, seed: int = 0,
                         candidates: Sequence[RegionHeadSpec] = CANDIDATES,
-                        ) -> tuple[RegionHeadSpec | None, RegionHeads | None, dict[str, Any]]:
+                        ) -> tuple[RegionHeadSpec | None, torch.nn.Module | None, dict[str, Any]]:
     """(chosen spec, its fitted heads, report); (None, None, report) when no candidate beats the conv5 region
     representations by :data:`MIN_GAIN` on validation, or there is nothing to fit or measure."""
     schema = dataset.schema
@@ -121,18 +148,17 @@ def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: n
     num_values = [len(schema.attributes[schema.attr_index(a)].values) for _, a in pairs]
     baseline = specificity(f_own, f_lab, v_own, v_lab, v_two, pairs, num_values)
     report["conv5"] = baseline
-    best: tuple[float, RegionHeadSpec, RegionHeads] | None = None
+    best: tuple[float, RegionHeadSpec, torch.nn.Module] | None = None
     for spec in candidates:
-        heads = RegionHeads(len(pairs), layer_channels(model.preset, spec.layer) * spec.pool ** 2, spec.hidden,
-                            model.preset.rep_dim)
-        fit_region_heads(heads, f_crops[spec], f_lab, f_two, num_values, seed=seed)
-        heads.eval()
-        with torch.no_grad():
-            fr, vr = heads(f_crops[spec]).numpy(), heads(v_crops[spec]).numpy()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # the heads' init (the fit seeds its own sampling)
+            heads = make_region_heads(spec, schema, model.preset)
+        fit_heads(heads, f_crops[spec], f_lab, f_two, num_values, seed)
+        fr, vr = apply_heads(heads, f_crops[spec]), apply_heads(heads, v_crops[spec])
         got = specificity(fr, f_lab, vr, v_lab, v_two, pairs, num_values)
-        report[f"{spec.layer}/{spec.pool}"] = got
-        log.info("region heads %s pool %d: validation specificity %s (conv5 heads: %s)", spec.layer, spec.pool,
-                 got, baseline)
+        report[candidate_name(spec)] = got
+        log.info("region heads %s: validation specificity %s (conv5 heads: %s)", candidate_name(spec), got,
+                 baseline)
         if best is None or got.get("mean", 0.0) > best[0]:
             best = (got.get("mean", 0.0), spec, heads)
     report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -140,5 +166,5 @@ def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: n
     if best[0] < baseline.get("mean", 0.0) + MIN_GAIN:
         report["chosen"] = "conv5 (no region head gained enough)"
         return None, None, report
-    report["chosen"] = f"{best[1].layer}/{best[1].pool}"
+    report["chosen"] = candidate_name(best[1])
     return best[1], best[2], report

@@ -19,6 +19,7 @@ from torch import nn
 from fashionsearchnet.data.schema import Schema, class_offsets
 from fashionsearchnet.errors import CheckpointError, UsageError
 from fashionsearchnet.training.presets import Preset
+from fashionsearchnet.training.region_attention import AttentionRegionHeads, pack_early
 from fashionsearchnet.training.region_head import RegionHeads, RegionHeadSpec, layer_channels
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,33 @@ def area_pool(feat: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tenso
     return rows @ wx[:, :, None].transpose(-1, -2)  # (B,K,C,size,size)
 
 
+def make_region_heads(spec: RegionHeadSpec, schema: Schema, preset: Preset) -> nn.Module:
+    """The region heads of ``spec`` for every region pair of ``schema`` (untrained)."""
+    pairs = schema.region_pairs
+    context = layer_channels(preset, spec.layer)
+    if spec.kind == "attention":
+        names = [r.name for r in schema.regions]
+        return AttentionRegionHeads([names.index(r) for r, _ in pairs], context, preset.conv1, spec.pool,
+                                    spec.hidden, preset.rep_dim)
+    return RegionHeads(len(pairs), context * spec.pool ** 2, spec.hidden, preset.rep_dim)
+
+
+def early_map(spec: RegionHeadSpec, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the region heads of ``spec`` read, on conv5's grid, from :meth:`FashionSearchNet.forward_backbone`'s
+    outputs: the early layer's map (crop heads) or the packed fine maps (attention heads)."""
+    if spec.kind == "attention":
+        return pack_early(outputs[spec.layer], outputs["image"], outputs["conv1"], outputs["region_maps"], spec.pool)
+    return outputs[spec.layer]
+
+
+def region_inputs(spec: RegionHeadSpec, early: torch.Tensor, pair_boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The region heads' arguments from :func:`early_map` and the pairs' region boxes (B,P,4): each pair's crop
+    (B,P,C*pool*pool) for crop heads; the packed map and the boxes for attention heads."""
+    if spec.kind == "attention":
+        return early, pair_boxes
+    return (roi_pool(early, pair_boxes, spec.pool).flatten(2),)
+
+
 def global_representation(attr_reps: torch.Tensor, lam: torch.Tensor, W: torch.Tensor, astar: int) -> torch.Tensor:
     """Eq. 7: (N,A,D) -> (N,G) for set ``astar`` (0 = no manipulation, 1+a = attribute a manipulated)."""
     n, a, d = attr_reps.shape
@@ -139,10 +167,7 @@ class FashionSearchNet(nn.Module):
         head_pairs = [] if region_head is not None else pairs
         head_index = list(range(A)) + [schema.attr_index(a) for _, a in head_pairs]
         box_index = list(range(A)) + [A + region_names.index(r) for r, _ in head_pairs]
-        self.region_heads = None
-        if region_head is not None:
-            in_f = layer_channels(p, region_head.layer) * region_head.pool ** 2
-            self.region_heads = RegionHeads(len(pairs), in_f, region_head.hidden, p.rep_dim)
+        self.region_heads = None if region_head is None else make_region_heads(region_head, schema, p)
         self.register_buffer("pair_box_index", torch.tensor([A + region_names.index(r) for r, _ in pairs],
                                                             dtype=torch.long), persistent=False)
         self._head_positions = [[k for k, h in enumerate(head_index) if h == a] for a in range(A)]
@@ -164,8 +189,8 @@ class FashionSearchNet(nn.Module):
     def forward_backbone(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything the backbone computes, with the classifier logits (training needs them)."""
         n = self.norms
-        x = F.relu(n[0](self.conv1(images)))
-        x = F.max_pool2d(x, 3, 2)
+        conv1 = F.relu(n[0](self.conv1(images)))
+        x = F.max_pool2d(conv1, 3, 2)
         x = F.relu(n[1](self.conv2(x)))
         pool2 = F.max_pool2d(x, 3, 2)
         conv3 = F.relu(n[2](self.conv3(pool2)))
@@ -195,7 +220,8 @@ class FashionSearchNet(nn.Module):
         b, _, h, w = conv7.shape
         region_maps = torch.stack(regions, dim=1) if regions else conv7.new_zeros((b, 0, h, w))
         return {"conv5": conv5, "logits": logits, "probs": torch.cat(probs, dim=1),
-                "aams": torch.stack(aams, dim=1), "region_maps": region_maps, "pool2": pool2, "conv3": conv3}
+                "aams": torch.stack(aams, dim=1), "region_maps": region_maps, "pool2": pool2, "conv3": conv3,
+                "conv1": conv1, "image": images}
 
     def backbone(self, images: torch.Tensor):
         """(B,3,S,S) -> conv5 (B,C5,h,w), probs (B,sumC), aams (B,A,h,w), region_maps (B,R,h,w). With region heads
@@ -207,7 +233,7 @@ class FashionSearchNet(nn.Module):
         """The heads' input from :meth:`forward_backbone`'s outputs: conv5, with the region heads' map appended."""
         if self.region_spec is None:
             return outputs["conv5"]
-        return torch.cat([outputs["conv5"], outputs[self.region_spec.layer]], dim=1)
+        return torch.cat([outputs["conv5"], early_map(self.region_spec, outputs)], dim=1)
 
     # ---- graph 2 ---------------------------------------------------------------------------------
     def heads(self, conv5: torch.Tensor, boxes: torch.Tensor):
@@ -229,12 +255,8 @@ class FashionSearchNet(nn.Module):
         a = self.num_attributes
         if early is None:
             return y[:, :a], y[:, a:]
-        return y, self.region_heads(self.region_crops(early, boxes))
-
-    def region_crops(self, early: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """(B,C,h,w) early map x (B,A+R,4) boxes -> (B,P,C*pool*pool): each region pair's crop of its region box."""
         assert self.region_spec is not None
-        return roi_pool(early, boxes[:, self.pair_box_index], self.region_spec.pool).flatten(2)
+        return y, self.region_heads(*region_inputs(self.region_spec, early, boxes[:, self.pair_box_index]))
 
     def rep_logits(self, attr_reps: torch.Tensor) -> list[torch.Tensor]:
         """L_TC: the per-attribute classifier on fc10_a (dropout on the fc10 output while training)."""

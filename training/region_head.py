@@ -32,18 +32,24 @@ from fashionsearchnet.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 REGION_LAYERS = ("pool2", "conv3")  # the maps a region head may read (same grid as conv5)
+KINDS = ("crop", "attention")  # crop: this module; attention: training/region_attention.py
 FIT_EPOCHS, FIT_BATCH, FIT_LR, DROPOUT = 25, 128, 1e-3, 0.2  # 25 epochs: 781 steps on 4,000 rows
 
 
 @dataclass(frozen=True)
 class RegionHeadSpec:
-    """Which early map the region heads read, its crop size and the hidden width (stored in the checkpoint)."""
+    """Which early map the region heads read, its crop size and the hidden width (stored in the checkpoint).
+    ``kind`` "attention" (training/region_attention.py): ``layer`` is the context map its attention reads and
+    ``pool`` the fine cells per conv5 cell side (K); checkpoints without the field hold crop heads."""
 
     layer: str = "pool2"
     pool: int = 6
     hidden: int = 64
+    kind: str = "crop"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise CheckpointError(f"region_head.kind {self.kind!r}: must be one of {', '.join(KINDS)}")
         if self.layer not in REGION_LAYERS:
             raise CheckpointError(f"region_head.layer {self.layer!r}: must be one of {', '.join(REGION_LAYERS)}")
         if self.pool < 1 or self.hidden < 1:
@@ -57,7 +63,7 @@ class RegionHeadSpec:
         if d is None:
             return None
         try:
-            return cls(str(d["layer"]), int(d["pool"]), int(d["hidden"]))
+            return cls(str(d["layer"]), int(d["pool"]), int(d["hidden"]), str(d.get("kind", "crop")))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"region_head {dict(d)!r:.80}: needs layer, pool and hidden ({e})") from None
 

@@ -192,3 +192,16 @@ def test_vectorised_box_iou_equals_the_localisation_reference():
     got = box_ious(boxes[:, 0], truth_table(masks, [(2,)])[0], (7, 7), np.array([m.shape for m in masks], float))
     assert np.isnan(got[::5]).all() and not np.isnan(got[1::5]).any()
     assert np.nanmean(got) == pytest.approx(mean_box_iou(boxes, masks, ["s"], {"s": (2,)}, (7, 7))["s"], rel=1e-9)
+
+
+def test_a_torso_term_is_used_only_when_it_beats_none_by_a_point():
+    from fashionsearchnet.training.calibrate import PRIMARY_MIN_GAIN, choose_primary_weight
+
+    grid = [{"primary_weight": 0.0, "top1": 67.4}, {"primary_weight": 0.25, "top1": 68.0},
+            {"primary_weight": 1.0, "top1": 66.0}]
+    assert PRIMARY_MIN_GAIN == 1.0
+    assert choose_primary_weight(grid) == 0.0  # +0.6: within the margin, fsn's own answer stays
+    grid[2]["top1"] = 68.5
+    assert choose_primary_weight(grid) == 1.0  # +1.1
+    grid[1]["top1"] = 68.5
+    assert choose_primary_weight(grid) == 0.25  # ties go to the smaller weight
