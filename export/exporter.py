@@ -72,6 +72,8 @@ def export_run(run: str | Path, out: str | Path, precision: str = "fp32", method
         "preset": meta["preset"].to_dict(),
         "metrics": _jsonable(meta.get("metrics", {})),
     }
+    if ck.region_head is not None:
+        run_info["region_head"] = dict(ck.region_head)  # which region heads the heads graph holds (informative)
     return write_bundle(model, meta["schema"], meta["preprocessing"], params, out, method=meta["method"],
                         precision=precision, run_info=run_info, region_weight=meta["region_weight"],
                         calibration=calib, roi=ck.roi)

@@ -7,6 +7,7 @@ import re
 import shutil
 import time
 
+import pytest
 
 from fashionsearchnet.app.cli import main
 from fashionsearchnet.app.demo.pipeline import _fresh, build
@@ -80,3 +81,21 @@ def test_demo_answers_with_a_reference_bundle_and_still_trains(kiosk_demo, tiny_
     # without a reference, the fresh model answers
     plain = build(copy, cfg, reference=None)
     assert plain.gallery == copy / "gallery" and not json.loads((copy / "report.json").read_text())["model"]["reference"]
+
+
+def test_the_shipped_reference_bundle_opens_and_its_model_card_names_its_checksums():
+    """The reference bundle in the package (app/demo/reference/, when shipped) passes the bundle's own checks
+    (checksums of every file) and its MODEL_CARD.md names the sha256 of each file, so a reader can tell which
+    bundle the card describes."""
+    import hashlib
+
+    from fashionsearchnet.app.demo.pipeline import packaged_reference
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    ref = packaged_reference()
+    if ref is None:
+        pytest.skip("no reference bundle shipped in app/demo/reference/")
+    Bundle.open(ref)
+    card = (ref / "MODEL_CARD.md").read_text(encoding="utf-8")
+    for name in ("manifest.json", "backbone.onnx", "heads.onnx", "params.npz"):
+        assert hashlib.sha256((ref / name).read_bytes()).hexdigest() in card, name

@@ -101,6 +101,9 @@ def test_checkpoint_with_region_heads_round_trips_and_exports_in_parity(tiny_syn
     back = Checkpoint.load(run / "fsn")
     assert back.region_head == spec.to_dict() and back.build_model().region_spec == spec
     export_run(run, tmp_path / "b")
+    from fashionsearchnet.runtime.bundle import Bundle
+
+    assert Bundle.open(tmp_path / "b").manifest["run"]["region_head"] == spec.to_dict()
     paths = [str(p) for p in load_dataset(tiny_synth).images[:6]]
     with FeatureExtractor(tmp_path / "b", backend="ort-cpu") as fx:
         f = fx.extract(paths, batch_size=4)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo's reference bundle (app/demo/reference/, issue 17): the region study's seed-0 edge fsn run (basic
-# profile, 8,000 images, data seed 0, epochs 8,4,10; train_runs.sh), calibrated (region heads, ROI thresholds,
+# profile, 8,000 images, data seed 0, epochs 8,4,10; train_runs.sh), calibrated (attention region heads, ROI thresholds,
 # fsn_region terms: fsn calibrate, which the trainer also runs at the end of an fsn run) and exported fp32.
 #   usage: benchmarks/experiments/region_search/reference_bundle.sh [WORK] [OUT]
 #          (defaults /tmp/fsn-region and app/demo/reference; FSN = the fsn command)
