@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -63,19 +63,22 @@ class Features:
     def take(self, i: int) -> "Features":
         """The features of image ``i`` alone (a batch of one; the arrays are views)."""
         sl = slice(i, i + 1)
-        return Features(self.attr_reps[sl], self.region_reps[sl], self.probs[sl], self.predicted[sl],
-                        self.attr_boxes[sl], self.region_boxes[sl], self.box_scale[sl], self.aams[sl],
-                        self.region_maps[sl], self.global_reps[sl], dict(self.timings_ms))
+        return Features(**{f.name: getattr(self, f.name)[sl] for f in fields(self) if f.name != "timings_ms"},
+                        timings_ms=dict(self.timings_ms))
 
     @classmethod
     def concat(cls, parts: Sequence["Features"]) -> "Features":
-        """The features of several batches, in order."""
+        """The features of several batches, in order (arrays concatenated, per-image lists joined)."""
         if len(parts) == 1:
             return parts[0]
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts], 0)  # noqa: E731
-        return cls(cat("attr_reps"), cat("region_reps"), cat("probs"), [d for p in parts for d in p.predicted],
-                   cat("attr_boxes"), cat("region_boxes"), cat("box_scale"), cat("aams"), cat("region_maps"),
-                   cat("global_reps"), dict(parts[-1].timings_ms))
+
+        def join(name: str):
+            first = getattr(parts[0], name)
+            if isinstance(first, list):
+                return [x for p in parts for x in getattr(p, name)]
+            return np.concatenate([getattr(p, name) for p in parts], 0)
+        return cls(**{f.name: join(f.name) for f in fields(cls) if f.name != "timings_ms"},
+                   timings_ms=dict(parts[-1].timings_ms))
 
 
 class FeatureExtractor:

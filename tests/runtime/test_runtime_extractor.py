@@ -135,3 +135,34 @@ def test_explicit_backend_that_is_missing_is_an_error(tiny_bundle):
         FeatureExtractor(tiny_bundle, backend="ort-cuda")
     with pytest.raises(UsageError, match="valid: auto, ort"):
         FeatureExtractor(tiny_bundle, backend="cuda")
+
+
+def test_features_take_and_concat_cover_every_field():
+    """take(i) is row i of every per-image field; concat of parts is the whole, field by field (a field added to
+    Features later is carried without a change here)."""
+    import dataclasses
+
+    from fashionsearchnet.runtime.extractor import Features
+
+    rng = np.random.default_rng(0)
+
+    def make(n, tag):
+        arrays = {f.name: rng.normal(size=(n, 2, 3)).astype(np.float32) for f in dataclasses.fields(Features)
+                  if f.name not in ("predicted", "timings_ms")}
+        return Features(**arrays, predicted=[{"color": (f"{tag}{i}", 0.5)} for i in range(n)],
+                        timings_ms={"heads": float(n)})
+
+    a, b = make(3, "a"), make(2, "b")
+    whole = Features.concat([a, b])
+    assert len(whole) == 5 and whole.timings_ms == {"heads": 2.0}
+    for f in dataclasses.fields(Features):
+        if f.name == "timings_ms":
+            continue
+        got = getattr(whole, f.name)
+        if f.name == "predicted":
+            assert got == a.predicted + b.predicted
+        else:
+            np.testing.assert_array_equal(got, np.concatenate([getattr(a, f.name), getattr(b, f.name)]))
+        one = getattr(whole.take(3), f.name)
+        want = getattr(b, f.name)[:1]
+        assert (one == want) if f.name == "predicted" else np.array_equal(one, want)
