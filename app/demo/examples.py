@@ -48,16 +48,26 @@ def photo_example(ds: Any, qrows: Sequence[int]) -> Example:
 
 
 def attribute_example(ds: Any, qrows: Sequence[int]) -> Example:
-    """A colour change on the second query item: to the most common colour among the items, not the query's own."""
+    """A colour change: of the query rows, the (query, colour) pair with the most gallery items whose labels equal
+    the target (the query's labels with that colour: what a right answer is), first query and colour on ties; the
+    same rule as :func:`region_example`, so the example is a request the catalogue can answer."""
     schema = ds.schema
     names = list(schema.names)
     a_col = _color_column(names)
     colors = schema.attributes[a_col].values
     labels = ds.labels
-    q2 = qrows[1] if len(qrows) > 1 else qrows[0]
-    counts = np.bincount(labels[:, a_col][labels[:, a_col] >= 0], minlength=len(colors))
-    counts[labels[q2, a_col]] = -1
-    target_c = int(np.argmax(counts))
+    gallery = labels[ds.indices("gallery")]
+    best: tuple[int, int, int] | None = None  # (answers, query row, colour)
+    for r in qrows:
+        others = np.delete(np.arange(labels.shape[1]), a_col)
+        same_rest = (gallery[:, others] == labels[r, others]).all(axis=1)
+        counts = np.bincount(gallery[same_rest, a_col][gallery[same_rest, a_col] >= 0], minlength=len(colors))
+        counts[labels[r, a_col]] = -1
+        cand = int(np.argmax(counts))
+        if best is None or counts[cand] > best[0]:
+            best = (int(counts[cand]), int(r), cand)
+    assert best is not None
+    _, q2, target_c = best
     target = labels[q2].copy()
     target[a_col] = target_c
 

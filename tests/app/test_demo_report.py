@@ -156,3 +156,24 @@ def test_region_example_picks_the_request_the_gallery_can_answer_most_by_hand():
     ex = region_example(ds, [0, 1])
     assert ex.sets == ["sleeve:color=" + sch.attributes[3].values[2]] and ex.query == "0.png"
     assert [ex.hit(r) for r in range(2, 8)] == ["", "full", "full", "full", "part", ""]
+
+
+def test_attribute_example_picks_the_colour_change_the_gallery_can_answer_most_by_hand():
+    """Gallery answers = items equal to the query's labels with the colour changed. Planted: query row 0 (a, x, r)
+    can be answered 1x (g); query row 1 (b, y, g) 2x (r) and 1x (b): row 1 to r is picked."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from fashionsearchnet.app.demo.examples import attribute_example
+    from fashionsearchnet.data.schema import Attribute, Schema
+
+    sch = Schema(attributes=(Attribute("category", ("a", "b")), Attribute("collar", ("x", "y")),
+                             Attribute("color", ("r", "g", "b"))))
+    labels = np.array([[0, 0, 0], [1, 1, 1],  # queries
+                       [0, 0, 1], [1, 1, 0], [1, 1, 0], [1, 1, 2], [1, 0, 0], [1, 1, 1]], np.int32)
+    splits = np.array(["query"] * 2 + ["gallery"] * 6)
+    ds = SimpleNamespace(schema=sch, labels=labels, indices=lambda s: np.flatnonzero(splits == s),
+                         images=[Path(f"/c/{i}.png") for i in range(8)], root=Path("/c"))
+    ex = attribute_example(ds, [0, 1])
+    assert ex.sets == ["color=r"] and ex.query == "1.png"
+    assert [ex.hit(r) for r in range(2, 8)] == ["", "full", "full", "", "part", ""]
