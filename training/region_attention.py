@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashionsearchnet.training.region_head import balanced_weights
+from fashionsearchnet.training.region_head import fit_pair
 
 RGB = 3
 ATT_HIDDEN, LOCAL_HIDDEN = 32, 16
-FIT_EPOCHS, FIT_BATCH, FIT_LR, OUT_DROPOUT = 25, 128, 1e-3, 0.1
+OUT_DROPOUT = 0.1  # on the head's output while fitting (epochs, batch and rate: region_head.fit_pair)
 
 
 @functools.lru_cache(maxsize=16)
@@ -151,6 +151,7 @@ def fit_attention_heads(heads: AttentionRegionHeads, packed: torch.Tensor, pair_
     linear classifier on the head's output (dropout :data:`OUT_DROPOUT`; discarded), rows drawn by
     ``balanced_weights``. ``packed`` (N,Ce,h,w) may be float16 (upcast per batch). Returns the last loss per pair."""
     losses: dict[str, float] = {}
+    h, w = int(packed.shape[2]), int(packed.shape[3])
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for p, (head, c) in enumerate(zip(heads.pairs, num_classes)):
@@ -158,25 +159,20 @@ def fit_attention_heads(heads: AttentionRegionHeads, packed: torch.Tensor, pair_
             if len(keep) == 0:
                 continue
             _standardise(heads, head, packed[torch.from_numpy(keep[:1000])])
-            y = torch.from_numpy(labels[keep, p].astype(np.int64))
-            cls = nn.Linear(head.fc2.out_features, c)
-            opt = torch.optim.Adam([*head.parameters(), *cls.parameters()], FIT_LR, weight_decay=1e-4)
-            weights = torch.from_numpy(balanced_weights(two_tone[keep, p]))
+            rows_of = torch.from_numpy(keep)
             r = heads.pair_regions[p]
-            head.train()
-            loss = torch.zeros(())
-            for _ in range(steps or max(1, -(-FIT_EPOCHS * len(keep) // FIT_BATCH))):
-                b = torch.multinomial(weights, FIT_BATCH, replacement=True)
-                rows = torch.from_numpy(keep)[b]
+
+            def forward(b: torch.Tensor, head: PairAttention = head, p: int = p, r: int = r) -> torch.Tensor:
+                rows = rows_of[b]
                 coarse, fine, prior = heads.split(packed[rows].float())
-                inside = box_cover(pair_boxes[rows, p:p + 1].float(), int(packed.shape[2]), int(packed.shape[3]))
-                out = head(coarse, fine, prior[:, r], inside[:, 0], heads.k)
-                loss = F.cross_entropy(cls(F.dropout(out, OUT_DROPOUT)), y[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                inside = box_cover(pair_boxes[rows, p:p + 1].float(), h, w)
+                return F.dropout(head(coarse, fine, prior[:, r], inside[:, 0], heads.k), OUT_DROPOUT)
+
+            head.train()
+            losses[str(p)] = fit_pair(list(head.parameters()), forward,
+                                      torch.from_numpy(labels[keep, p].astype(np.int64)), two_tone[keep, p], c,
+                                      head.fc2.out_features, steps)
             head.eval()
-            losses[str(p)] = round(float(loss.detach()), 4)
     return losses
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -112,6 +112,25 @@ def fit_region_heads(heads: RegionHeads, crops: torch.Tensor, labels: np.ndarray
         return _fit(heads, crops, labels, two_tone, num_classes, steps)
 
 
+def fit_pair(params: Sequence[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor,
+             two_tone: np.ndarray, num_classes: int, out_dim: int, steps: int | None = None) -> float:
+    """One region pair's fit, shared by the crop and the attention heads: Adam on ``params`` and a linear classifier
+    (discarded) over ``forward(batch)`` (the head's (B, out_dim) output for the batch's row positions), cross-entropy
+    against ``labels``, rows drawn by :func:`balanced_weights`; ``steps`` batches (default :data:`FIT_EPOCHS`
+    epochs' worth). Returns the last batch's loss."""
+    cls = nn.Linear(out_dim, num_classes)
+    opt = torch.optim.Adam([*params, *cls.parameters()], FIT_LR, weight_decay=1e-4)
+    weights = torch.from_numpy(balanced_weights(two_tone))
+    loss = torch.zeros(())
+    for _ in range(steps or max(1, -(-FIT_EPOCHS * len(labels) // FIT_BATCH))):
+        b = torch.multinomial(weights, FIT_BATCH, replacement=True)
+        loss = F.cross_entropy(cls(forward(b)), labels[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return round(float(loss.detach()), 4)
+
+
 def _fit(heads: RegionHeads, crops: torch.Tensor, labels: np.ndarray, two_tone: np.ndarray,
          num_classes: Sequence[int], steps: int | None) -> dict[str, float]:
     losses: dict[str, float] = {}
@@ -120,27 +139,14 @@ def _fit(heads: RegionHeads, crops: torch.Tensor, labels: np.ndarray, two_tone: 
         if len(keep) == 0:
             continue
         x = crops[torch.from_numpy(keep), p].float()
-        y = torch.from_numpy(labels[keep, p].astype(np.int64))
         mean, scale = x.mean(0), x.std(0) + 1e-3
         xn = (x - mean) / scale
         with torch.no_grad():
             heads.mean[p], heads.scale[p] = mean, scale
-        w1 = heads.w1[p].detach().clone().requires_grad_()
-        b1 = heads.b1[p].detach().clone().requires_grad_()
-        w2 = heads.w2[p].detach().clone().requires_grad_()
-        b2 = heads.b2[p].detach().clone().requires_grad_()
-        cls = nn.Linear(w2.shape[1], c)
-        opt = torch.optim.Adam([w1, b1, w2, b2, *cls.parameters()], FIT_LR, weight_decay=1e-4)
-        weights = torch.from_numpy(balanced_weights(two_tone[keep, p]))
-        loss = torch.zeros(())
-        for _ in range(steps or max(1, -(-FIT_EPOCHS * len(keep) // FIT_BATCH))):
-            b = torch.multinomial(weights, FIT_BATCH, replacement=True)
-            h = F.relu(F.dropout(xn[b], DROPOUT) @ w1 + b1)
-            loss = F.cross_entropy(cls(h @ w2 + b2), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        w1, b1, w2, b2 = (t[p].detach().clone().requires_grad_() for t in (heads.w1, heads.b1, heads.w2, heads.b2))
+        losses[str(p)] = fit_pair([w1, b1, w2, b2], lambda b: F.relu(F.dropout(xn[b], DROPOUT) @ w1 + b1) @ w2 + b2,
+                                  torch.from_numpy(labels[keep, p].astype(np.int64)), two_tone[keep, p], c,
+                                  w2.shape[1], steps)
         with torch.no_grad():
             heads.w1[p], heads.b1[p], heads.w2[p], heads.b2[p] = w1, b1, w2, b2
-        losses[str(p)] = round(float(loss.detach()), 4)
     return losses
