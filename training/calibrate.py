@@ -9,10 +9,12 @@ into its checkpoint (``fsn calibrate RUN``; the trainer calls :func:`calibrate_c
    the training boxes (prototypes from the validation rows' own representations in both cases). The heads keep
    the training boxes unless the new ones win by :data:`HEADS_MIN_GAIN` points of Top-30 (the heads were trained
    on 0.2 boxes); the tight boxes are then the display / localisation boxes only (``RoiChoice``).
-1b. **Region heads** (``region_head``, training/region_head.py and calibrate_region_heads.py): small heads on an
-   early map (pool2 or conv3: same grid, 33/49 px receptive fields instead of conv5's 81) at the region boxes the
-   ROI step chose at the heads' upsampling, fitted on the frozen backbone with the region truth columns; kept only
-   if their validation region specificity beats the conv5 region representations. Only the region pairs read
+1b. **Region heads** (``region_head``, training/region_head.py, region_attention.py and calibrate_region_heads.py):
+   small heads at the region boxes the ROI step chose at the heads' upsampling, either crops of an early map (pool2
+   or conv3: same grid, 33/49 px receptive fields instead of conv5's 81) or an attention over fine cells (image and
+   conv1 at 3x conv5's grid) that picks the part inside the box, fitted on the frozen backbone with the region truth
+   columns; the candidate with the best validation region specificity is kept if it beats the conv5 region
+   representations. Only the region pairs read
    region boxes, so the attribute representations are unchanged.
 2. **Region prototypes** (``region_prototypes``): the mean ``region_reps`` of every training row per value of
    the row's REGION truth column (training/prototypes.py), from the region heads where they were fitted.
