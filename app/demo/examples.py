@@ -57,11 +57,11 @@ def attribute_example(ds: Any, qrows: Sequence[int]) -> Example:
     colors = schema.attributes[a_col].values
     labels = ds.labels
     gallery = labels[ds.indices("gallery")]
+    others = np.delete(np.arange(labels.shape[1]), a_col)
     best: tuple[int, int, int] | None = None  # (answers, query row, colour)
     for r in qrows:
-        others = np.delete(np.arange(labels.shape[1]), a_col)
-        same_rest = (gallery[:, others] == labels[r, others]).all(axis=1)
-        counts = np.bincount(gallery[same_rest, a_col][gallery[same_rest, a_col] >= 0], minlength=len(colors))
+        col = gallery[(gallery[:, others] == labels[r, others]).all(axis=1), a_col]  # colours of the same rest
+        counts = np.bincount(col[col >= 0], minlength=len(colors))
         counts[labels[r, a_col]] = -1
         cand = int(np.argmax(counts))
         if best is None or counts[cand] > best[0]:

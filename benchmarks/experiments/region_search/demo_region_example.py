@@ -2,7 +2,8 @@
 sleeves, the sleeve colour the demo's picker would ask for that row (the colour, unlike the query's torso and
 sleeve, with the most gallery items that have it on the query's torso colour), searched through the same service
 as ``fsn serve``; counts in the top K of the asked sleeve colour (``part``) and of the asked sleeve colour on the
-query's colour (``full``, the demo's thick mark). Queries with fewer than K right answers are left out.
+query's colour (``full``, the demo's thick mark); the request and the marks are the demo's own
+(``app/demo/examples.region_example`` on each query alone). Queries with fewer than K right answers are left out.
 
     .venv/bin/python -m benchmarks.experiments.region_search.demo_region_example \\
         --gallery DEMO/reference-gallery --data DEMO/reference-data --out OUT
@@ -16,6 +17,7 @@ import argparse
 import numpy as np
 
 from benchmarks._report import command, machine, write_report
+from fashionsearchnet.app.demo.examples import region_example
 from fashionsearchnet.app.gallery_service import GalleryService
 from fashionsearchnet.data.dataset import load_dataset
 from fashionsearchnet.data.preprocess import read_image
@@ -32,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(args.data)
     sch, labels = ds.schema, ds.labels
     names = list(sch.names)
-    a, sl = names.index("color"), names.index("sleeve")
     part_truth = ds.region_labels["sleeve:color"]
-    values = sch.attributes[a].values
     gallery = ds.indices("gallery")
     rel = {p.relative_to(ds.root).as_posix(): i for i, p in enumerate(ds.images)}
     rows = []
@@ -42,18 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     svc.load()
     try:
         for r in ds.indices("query"):
-            if part_truth[r] < 0 or labels[r, sl] == 0:
+            if part_truth[r] < 0 or labels[r, names.index("sleeve")] == 0:
                 continue
-            answers, v = max((int(((part_truth[gallery] == c) & (labels[gallery, a] == labels[r, a])).sum()), -c)
-                             for c in range(len(values)) if c not in (labels[r, a], part_truth[r]))
-            v = -v
+            ex = region_example(ds, [int(r)])  # the demo's own picker, on this query alone
+            if ex is None:
+                continue
+            answers = sum(ex.hit(int(g)) == "full" for g in gallery)
             if answers < args.k:
                 continue
-            got = svc.search(read_image(ds.images[r]), Request.parse([f"sleeve:color={values[v]}"], sch), [], args.k)
-            ids = [rel[hit["id"]] for hit in got.results]
-            part = sum(part_truth[i] == v for i in ids)
-            full = sum(part_truth[i] == v and labels[i, a] == labels[r, a] for i in ids)
-            rows.append((int(r), answers, int(full), int(part)))
+            got = svc.search(read_image(ds.images[r]), Request.parse(ex.sets, sch), [], args.k)
+            marks = [ex.hit(rel[hit["id"]]) for hit in got.results]
+            rows.append((int(r), answers, marks.count("full"), marks.count("full") + marks.count("part")))
     finally:
         svc.close()
     arr = np.array(rows, dtype=float).reshape(-1, 4)
