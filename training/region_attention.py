@@ -147,9 +147,8 @@ class AttentionRegionHeads(nn.Module):
 def fit_attention_heads(heads: AttentionRegionHeads, packed: torch.Tensor, pair_boxes: torch.Tensor,
                         labels: np.ndarray, two_tone: np.ndarray, num_classes: list[int], seed: int = 0,
                         steps: int | None = None) -> dict[str, float]:
-    """Fit every pair's head in place, as ``region_head.fit_region_heads`` does for crop heads: cross-entropy of a
-    linear classifier on the head's output (dropout :data:`OUT_DROPOUT`; discarded), rows drawn by
-    ``balanced_weights``. ``packed`` (N,Ce,h,w) may be float16 (upcast per batch). Returns the last loss per pair."""
+    """Fit every pair's head in place with ``region_head.fit_pair`` (the crop heads' fit loop too): cross-entropy of
+    a discarded linear classifier on the head's output (dropout :data:`OUT_DROPOUT`), two-tone rows balanced. ``packed`` (N,Ce,h,w) may be float16 (upcast per batch). Returns the last loss per pair."""
     losses: dict[str, float] = {}
     h, w = int(packed.shape[2]), int(packed.shape[3])
     with torch.random.fork_rng():
