@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = (RegionHeadSpec("pool2", 6), RegionHeadSpec("conv3", 6), RegionHeadSpec("pool2", 3, kind="attention"))
 Inputs = tuple[torch.Tensor, ...]  # a candidate's region_inputs over N rows (float16 where large)
-FIT_ROWS = 4000  # training rows (not validation rows) the heads are fitted on, a seeded sample beyond
+FIT_ROWS = 8000  # training rows (not validation rows) the heads are fitted on, a seeded sample beyond
+FIT_MIRRORED = True  # also fit on each fit row's left-right mirrored image (its own backbone pass and boxes)
 MIN_GAIN = 1.0  # validation specificity points a region head must add over the conv5 region representations
 
 
@@ -51,16 +52,17 @@ def pair_labels(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 @torch.no_grad()
 def pair_inputs(model: FashionSearchNet, dataset: Dataset, rows: np.ndarray, pre: Preprocessing,
-                settings: RoiSettings, specs: Sequence[RegionHeadSpec],
-                batch_size: int = 256) -> tuple[dict[RegionHeadSpec, Inputs], np.ndarray]:
+                settings: RoiSettings, specs: Sequence[RegionHeadSpec], batch_size: int = 256,
+                mirrored: bool = False) -> tuple[dict[RegionHeadSpec, Inputs], np.ndarray]:
     """Each candidate's region inputs over ``rows`` at the region boxes of ``settings`` (attention heads' packed
     maps kept as float16), and the model's own region representations (N,P,D) at those boxes (the conv5
-    baseline)."""
+    baseline). ``mirrored``: of the rows' left-right mirrored images (the backbone and the boxes run on them)."""
     model.eval()
     parts: dict[RegionHeadSpec, list[Inputs]] = {s: [] for s in specs}
     own = []
     for s in range(0, len(rows), batch_size):
-        o = model.forward_backbone(to_tensor(load_resized(dataset, rows[s:s + batch_size], pre), pre, "cpu"))
+        images = to_tensor(load_resized(dataset, rows[s:s + batch_size], pre), pre, "cpu")
+        o = model.forward_backbone(torch.flip(images, dims=[3]) if mirrored else images)
         boxes = torch.from_numpy(roi.settings_boxes(o["aams"].numpy(), o["region_maps"].numpy(), dataset.schema,
                                                     settings))
         for spec in specs:
@@ -128,10 +130,12 @@ def candidate_name(spec: RegionHeadSpec) -> str:
 
 def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: np.ndarray, pre: Preprocessing,
                         settings: RoiSettings, seed: int = 0,
-                        candidates: Sequence[RegionHeadSpec] = CANDIDATES,
+                        candidates: Sequence[RegionHeadSpec] = CANDIDATES, mirrored: bool = FIT_MIRRORED,
                         ) -> tuple[RegionHeadSpec | None, torch.nn.Module | None, dict[str, Any]]:
     """(chosen spec, its fitted heads, report); (None, None, report) when no candidate beats the conv5 region
-    representations by :data:`MIN_GAIN` on validation, or there is nothing to fit or measure."""
+    representations by :data:`MIN_GAIN` on validation, or there is nothing to fit or measure. ``mirrored``: fit
+    on the fit rows and their mirrored images (the validation rows and the prototypes of the measure stay as
+    they are)."""
     schema = dataset.schema
     pairs = schema.region_pairs
     rows, measured = fit_and_measure_rows(dataset, validation, seed=seed)
@@ -145,6 +149,13 @@ def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: n
     t0 = time.perf_counter()
     f_crops, f_own = pair_inputs(model, dataset, rows, pre, settings, candidates)
     v_crops, v_own = pair_inputs(model, dataset, measured, pre, settings, candidates)
+    fit_inputs, fit_lab, fit_two = f_crops, f_lab, f_two
+    if mirrored:  # the fit sees each fit row twice: as it is and mirrored; prototypes use the rows as they are
+        m_crops, _ = pair_inputs(model, dataset, rows, pre, settings, candidates, mirrored=True)
+        fit_inputs = {k: tuple(torch.cat([a, b]) for a, b in zip(f_crops[k], m_crops[k])) for k in f_crops}
+        fit_lab, fit_two = np.concatenate([f_lab, f_lab]), np.concatenate([f_two, f_two])
+        del m_crops
+    report["fit_samples"] = int(len(fit_lab))
     num_values = [len(schema.attributes[schema.attr_index(a)].values) for _, a in pairs]
     baseline = specificity(f_own, f_lab, v_own, v_lab, v_two, pairs, num_values)
     report["conv5"] = baseline
@@ -153,7 +164,7 @@ def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: n
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # the heads' init (the fit seeds its own sampling)
             heads = make_region_heads(spec, schema, model.preset)
-        fit_heads(heads, f_crops[spec], f_lab, f_two, num_values, seed)
+        fit_heads(heads, fit_inputs[spec], fit_lab, fit_two, num_values, seed)
         fr, vr = apply_heads(heads, f_crops[spec]), apply_heads(heads, v_crops[spec])
         got = specificity(fr, f_lab, vr, v_lab, v_two, pairs, num_values)
         report[candidate_name(spec)] = got

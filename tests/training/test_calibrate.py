@@ -91,6 +91,8 @@ def test_calibration_is_stored_in_the_checkpoint_and_the_bundle_and_read_back(ca
         assert p.region_terms.weight == ck.region_terms["weight"]
         np.testing.assert_allclose(p.region_terms.pair_scales, ck.region_terms["pair_scales"])
     assert p.region_weight == ck.region_weight
+    heads = report["region_heads"]
+    assert heads["fit_samples"] == 2 * heads["fit_rows"] > 0  # each fit row as it is and mirrored (FIT_MIRRORED)
 
 
 def test_old_bundle_keeps_the_paper_roi_step(tiny_bundle):

@@ -248,3 +248,38 @@ def test_region_head_kind_defaults_to_crop_and_an_unknown_kind_is_refused():
     assert RegionHeadSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(CheckpointError, match="ring.*crop, attention"):
         RegionHeadSpec.from_dict({"layer": "pool2", "pool": 3, "hidden": 8, "kind": "ring"})
+
+
+def test_mirrored_fit_inputs_are_the_inputs_of_the_mirrored_photos(tiny_synth, tmp_path):
+    """Calibration fits the region heads on each fit row and its mirrored image as well (FIT_MIRRORED): the mirrored
+    inputs of a row equal the plain inputs of the same photo mirrored and saved losslessly (the backbone and the
+    boxes run on the mirrored image, not a mirrored copy of the maps)."""
+    import cv2
+
+    from fashionsearchnet.data.dataset import load_dataset
+    from fashionsearchnet.data.preprocess import Preprocessing
+    from fashionsearchnet.runtime.roi_settings import RoiSettings
+    from fashionsearchnet.training.calibrate_region_heads import pair_inputs
+
+    ds = load_dataset(tiny_synth)
+    rows = np.arange(0, 40, 3)
+    mirrored_paths = []
+    for i in rows:
+        p = tmp_path / f"{i}.png"
+        assert cv2.imwrite(str(p), cv2.flip(cv2.imread(str(ds.images[int(i)]), cv2.IMREAD_COLOR), 1))
+        mirrored_paths.append(str(p))
+    images = list(ds.images)
+    for i, p in zip(rows, mirrored_paths):
+        images[int(i)] = p
+    flipped_ds = dataclasses.replace(ds, images=images)
+    specs = [RegionHeadSpec("pool2", 3, kind="attention"), RegionHeadSpec("pool2", 3)]
+    m = _model(None)
+    pre = Preprocessing(PRESETS["tiny"].input_size)
+    got, got_own = pair_inputs(m, ds, rows, pre, RoiSettings(), specs, batch_size=5, mirrored=True)
+    want, want_own = pair_inputs(m, flipped_ds, rows, pre, RoiSettings(), specs, batch_size=5)
+    plain, _ = pair_inputs(m, ds, rows, pre, RoiSettings(), specs, batch_size=5)
+    np.testing.assert_allclose(got_own, want_own, atol=1e-4)
+    for spec in specs:
+        for g, w, p in zip(got[spec], want[spec], plain[spec]):
+            np.testing.assert_allclose(g.float().numpy(), w.float().numpy(), atol=2e-3)
+        assert np.abs(got[spec][0].float().numpy() - plain[spec][0].float().numpy()).max() > 1e-2

@@ -52,7 +52,8 @@ def markdown(cal: dict, cmd: str, calibrate_cmd: str, mach: str) -> list[str]:
         cands = [k for k in h if "/" in k]
         pairs = [k for k in h["conv5"] if k != "mean"]
         md += ["## Region heads", "",
-               f"Fitted on {h['fit_rows']} training rows, region specificity (%) measured on {h['measured_rows']} rows "
+               f"Fitted on {h['fit_rows']} training rows ({h.get('fit_samples', h['fit_rows'])} samples with the "
+               f"mirrored images), region specificity (%) measured on {h['measured_rows']} rows "
                f"({h['measured_two_tone']} two-tone); conv5 = the attribute heads' own region representations.", "",
                "| representation | " + " | ".join(pairs) + " | mean |", "|---|" + "---|" * (len(pairs) + 1)]
         for k in ["conv5", *cands]:
