@@ -51,9 +51,11 @@ def markdown(cal: dict, cmd: str, calibrate_cmd: str, mach: str) -> list[str]:
     if h and "conv5" in h:
         cands = [k for k in h if "/" in k]
         pairs = [k for k in h["conv5"] if k != "mean"]
+        samples = h.get("fit_samples", h["fit_rows"])
+        mirrored = f" ({samples} samples with the mirrored images)" if samples > h["fit_rows"] else ""
         md += ["## Region heads", "",
-               f"Fitted on {h['fit_rows']} training rows ({h.get('fit_samples', h['fit_rows'])} samples with the "
-               f"mirrored images), region specificity (%) measured on {h['measured_rows']} rows "
+               f"Fitted on {h['fit_rows']} training rows{mirrored}, region specificity (%) measured on "
+               f"{h['measured_rows']} rows "
                f"({h['measured_two_tone']} two-tone); conv5 = the attribute heads' own region representations.", "",
                "| representation | " + " | ".join(pairs) + " | mean |", "|---|" + "---|" * (len(pairs) + 1)]
         for k in ["conv5", *cands]:
