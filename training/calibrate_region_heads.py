@@ -153,7 +153,6 @@ def choose_region_heads(model: FashionSearchNet, dataset: Dataset, validation: n
     if mirrored:  # the fit sees each fit row twice: as it is and mirrored; prototypes use the rows as they are
         m_crops, _ = pair_inputs(model, dataset, rows, pre, settings, candidates, mirrored=True)
         fit_inputs = {k: tuple(torch.cat([a, b]) for a, b in zip(f_crops[k], m_crops[k])) for k in f_crops}
-        f_crops = {k: tuple(t[:len(rows)] for t in v) for k, v in fit_inputs.items()}  # views, not a second copy
         fit_lab, fit_two = np.concatenate([f_lab, f_lab]), np.concatenate([f_two, f_two])
         del m_crops
     report["fit_samples"] = int(len(fit_lab))
