@@ -148,8 +148,7 @@ def fit_attention_heads(heads: AttentionRegionHeads, packed: torch.Tensor, pair_
                         labels: np.ndarray, two_tone: np.ndarray, num_classes: list[int], seed: int = 0,
                         steps: int | None = None) -> dict[str, float]:
     """Fit every pair's head in place with ``region_head.fit_pair`` (the crop heads' fit loop too): cross-entropy of
-    a discarded linear classifier on the head's output (dropout :data:`OUT_DROPOUT`), two-tone rows balanced.
-    ``packed`` (N,Ce,h,w) may be float16 (upcast per batch). Returns the last loss per pair."""
+    a discarded linear classifier on the head's output (dropout :data:`OUT_DROPOUT`), two-tone rows balanced. ``packed`` (N,Ce,h,w) may be float16 (upcast per batch). Returns the last loss per pair."""
     losses: dict[str, float] = {}
     h, w = int(packed.shape[2]), int(packed.shape[3])
     with torch.random.fork_rng():
